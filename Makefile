@@ -1,0 +1,47 @@
+# BlameTrail webhooks: relay + Terraform provider.
+GO       ?= go
+VERSION  ?= dev
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+PKGS     := ./...
+
+.PHONY: all build relay provider run test test-unit vet fmt-check fuzz bench clean
+
+all: build
+
+build: relay provider
+
+relay:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/blametrail-relay ./relay/cmd/blametrail-relay
+
+provider:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/terraform-provider-blametrail .
+
+# Runs the relay on its embedded defaults (./blametrail-data, 127.0.0.1:8080).
+run:
+	$(GO) run ./relay/cmd/blametrail-relay
+
+# The whole suite: format, vet, unit, end-to-end (real relay binary) and acceptance tests,
+# all with the race detector.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Short fuzzing runs of every parser (go test -fuzz); FUZZTIME=5m for a longer look.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run XXX -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./relay/signature/
+	$(GO) test -run XXX -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./internal/netpolicy/
+	$(GO) test -run XXX -fuzz '^FuzzParseIngest$$' -fuzztime $(FUZZTIME) ./internal/api/
+	$(GO) test -run XXX -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./internal/api/
+
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./relay/signature/ ./internal/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,290 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+)
+
+// Field limits, shared with the Terraform provider's validators.
+const (
+	MaxNameLen        = 200
+	MaxDescriptionLen = 1024
+	MaxIdempotencyLen = 200
+	DefaultPageLimit  = 50
+	MaxPageLimit      = 250
+)
+
+// ErrMalformed marks a body that is not the JSON object a route expects (HTTP 400).
+var ErrMalformed = errors.New("malformed request")
+
+// ValidationError is a well-formed request that breaks a rule (HTTP 422).
+type ValidationError struct {
+	Code    string
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Message }
+
+func invalid(code, field, format string, args ...any) *ValidationError {
+	return &ValidationError{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// EndpointInput is a parsed create or patch body. A nil field was absent.
+type EndpointInput struct {
+	URL         *string
+	Name        *string
+	Description *string
+	EventTypes  *[]string
+	Active      *bool
+}
+
+var endpointFields = map[string]bool{"url": true, "name": true, "description": true, "event_types": true, "active": true}
+
+// ParseCreateEndpoint parses POST /api/webhooks/endpoints. url and name are required.
+func ParseCreateEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
+	in, err := parseEndpoint(body, p)
+	if err != nil {
+		return in, err
+	}
+	if in.URL == nil {
+		return in, invalid("invalid_url", "url", "url is required")
+	}
+	if in.Name == nil {
+		return in, invalid("invalid_name", "name", "name is required")
+	}
+	return in, nil
+}
+
+// ParsePatchEndpoint parses PATCH /api/webhooks/endpoints/{id}; every field is optional.
+func ParsePatchEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
+	return parseEndpoint(body, p)
+}
+
+func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
+	var in EndpointInput
+	obj, err := decodeObject(body)
+	if err != nil {
+		return in, err
+	}
+	for k := range obj {
+		if !endpointFields[k] {
+			return in, invalid("unknown_field", k, "unknown field %q (allowed: url, name, description, event_types, active)", k)
+		}
+	}
+	if raw, ok := obj["url"]; ok {
+		var s string
+		if err := decodeField(raw, &s); err != nil {
+			return in, invalid("invalid_url", "url", "url must be a string")
+		}
+		if err := p.CheckURL(s); err != nil {
+			return in, invalid("invalid_url", "url", "%s", err.Error())
+		}
+		in.URL = &s
+	}
+	if raw, ok := obj["name"]; ok {
+		var s string
+		if err := decodeField(raw, &s); err != nil {
+			return in, invalid("invalid_name", "name", "name must be a string")
+		}
+		if err := checkText("name", s, MaxNameLen, false); err != nil {
+			return in, err
+		}
+		if strings.TrimSpace(s) == "" {
+			return in, invalid("invalid_name", "name", "name must not be empty")
+		}
+		in.Name = &s
+	}
+	if raw, ok := obj["description"]; ok {
+		var s string
+		if !isNull(raw) {
+			if err := decodeField(raw, &s); err != nil {
+				return in, invalid("invalid_description", "description", "description must be a string")
+			}
+			if err := checkText("description", s, MaxDescriptionLen, true); err != nil {
+				return in, err
+			}
+		}
+		in.Description = &s
+	}
+	if raw, ok := obj["event_types"]; ok {
+		types, err := parseEventTypes(raw)
+		if err != nil {
+			return in, err
+		}
+		in.EventTypes = &types
+	}
+	if raw, ok := obj["active"]; ok {
+		var b bool
+		if err := decodeField(raw, &b); err != nil {
+			return in, invalid("invalid_active", "active", "active must be true or false")
+		}
+		in.Active = &b
+	}
+	return in, nil
+}
+
+// parseEventTypes accepts null or an array of known, subscribable types; duplicates are
+// dropped so the stored list behaves as the set Terraform declares.
+func parseEventTypes(raw json.RawMessage) ([]string, error) {
+	types := []string{}
+	if isNull(raw) {
+		return types, nil
+	}
+	var list []string
+	if err := decodeField(raw, &list); err != nil {
+		return nil, invalid("invalid_event_types", "event_types", "event_types must be an array of strings")
+	}
+	seen := make(map[string]bool, len(list))
+	for _, t := range list {
+		if t == TypeTestPing {
+			return nil, invalid("invalid_event_types", "event_types",
+				"test.ping cannot be subscribed to: it is sent only by POST /api/webhooks/endpoints/{id}/test, to any endpoint")
+		}
+		if !IngestibleType(t) {
+			return nil, invalid("invalid_event_types", "event_types", "unknown event type %q (known: %s)",
+				truncate(t, 64), strings.Join(EventTypes[:4], ", "))
+		}
+		if !seen[t] {
+			seen[t] = true
+			types = append(types, t)
+		}
+	}
+	return types, nil
+}
+
+// IngestInput is a parsed POST /api/events body.
+type IngestInput struct {
+	Type string
+	// Data is the raw JSON object as the source sent it; it is embedded verbatim in deliveries.
+	Data []byte
+	// IdempotencyKey is the caller's optional "id": a repeat returns the first result.
+	IdempotencyKey string
+}
+
+// ParseIngest parses POST /api/events: {"type", "data", "id"?}.
+func ParseIngest(body []byte) (IngestInput, error) {
+	var in IngestInput
+	obj, err := decodeObject(body)
+	if err != nil {
+		return in, err
+	}
+	for k := range obj {
+		if k != "type" && k != "data" && k != "id" {
+			return in, invalid("unknown_field", k, "unknown field %q (allowed: type, data, id)", k)
+		}
+	}
+	raw, ok := obj["type"]
+	if !ok {
+		return in, invalid("invalid_event_type", "type", "type is required")
+	}
+	if err := decodeField(raw, &in.Type); err != nil {
+		return in, invalid("invalid_event_type", "type", "type must be a string")
+	}
+	if in.Type == TypeTestPing {
+		return in, invalid("invalid_event_type", "type", "test.ping is sent only by POST /api/webhooks/endpoints/{id}/test")
+	}
+	if !IngestibleType(in.Type) {
+		return in, invalid("invalid_event_type", "type", "unknown event type %q (known: %s)",
+			truncate(in.Type, 64), strings.Join(EventTypes[:4], ", "))
+	}
+	data, ok := obj["data"]
+	if !ok {
+		return in, invalid("invalid_data", "data", "data is required and must be a JSON object")
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return in, invalid("invalid_data", "data", "data must be a JSON object")
+	}
+	in.Data = data
+	if raw, ok := obj["id"]; ok && !isNull(raw) {
+		if err := decodeField(raw, &in.IdempotencyKey); err != nil {
+			return in, invalid("invalid_id", "id", "id must be a string")
+		}
+		if in.IdempotencyKey == "" {
+			return in, invalid("invalid_id", "id", "id must not be empty")
+		}
+		if err := checkText("id", in.IdempotencyKey, MaxIdempotencyLen, false); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// ParseLimit parses the limit query parameter; empty means DefaultPageLimit.
+func ParseLimit(s string) (int, error) {
+	if s == "" {
+		return DefaultPageLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxPageLimit {
+		return 0, invalid("invalid_limit", "limit", "limit must be an integer from 1 to %d", MaxPageLimit)
+	}
+	return n, nil
+}
+
+func decodeObject(body []byte) (map[string]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: body is empty, expected a JSON object", ErrMalformed)
+	}
+	if body[0] != '{' {
+		return nil, fmt.Errorf("%w: body must be a JSON object", ErrMalformed)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorMessage(err))
+	}
+	return obj, nil
+}
+
+func decodeField(raw json.RawMessage, v any) error {
+	if isNull(raw) {
+		return errors.New("null")
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// checkText keeps control characters out of values that end up in logs, the UI and headers;
+// only descriptions may span lines.
+func checkText(field, s string, max int, multiline bool) error {
+	code := "invalid_" + field
+	if !utf8.ValidString(s) {
+		return invalid(code, field, "%s must be valid UTF-8", field)
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return invalid(code, field, "%s must be at most %d characters (got %d)", field, max, n)
+	}
+	for _, r := range s {
+		if r == '\n' && multiline || r == '\t' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			return invalid(code, field, "%s must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+func jsonErrorMessage(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

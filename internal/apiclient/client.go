@@ -1,0 +1,227 @@
+// Package apiclient is the Go client of the relay's admin API, used by the Terraform provider
+// and by the relay's own tests. It owns transport concerns (auth, user agent, bounded retries
+// that honour Retry-After) and turns error bodies into typed errors; the wire shapes come from
+// internal/api. It must never log the token or a secret.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+)
+
+// Sentinel errors; an *Error matches them with errors.Is by status.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrValidation   = errors.New("validation failed")
+	ErrConflict     = errors.New("conflict")
+)
+
+// Error is a non-2xx answer from the relay.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("relay answered HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("relay answered HTTP %d (%s): %s", e.Status, e.Code, e.Message)
+}
+
+// Is lets callers branch with errors.Is(err, apiclient.ErrNotFound).
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized
+	case ErrValidation:
+		return e.Status == http.StatusUnprocessableEntity
+	case ErrConflict:
+		return e.Status == http.StatusConflict
+	}
+	return false
+}
+
+// Client talks to one relay. The zero value is not usable; use New.
+type Client struct {
+	base      *url.URL
+	token     string
+	http      *http.Client
+	userAgent string
+	retries   int
+	maxWait   time.Duration
+}
+
+// Option adjusts a Client.
+type Option func(*Client)
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithHTTPClient replaces the default http.Client (30 s timeout).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithRetries sets how many times a retryable request is retried (default 4) and the longest
+// single wait between tries (default 30 s).
+func WithRetries(n int, maxWait time.Duration) Option {
+	return func(c *Client) { c.retries, c.maxWait = n, maxWait }
+}
+
+// New returns a client for the relay at baseURL (e.g. "http://127.0.0.1:8080").
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("apiclient: endpoint %q must be an absolute http(s) URL such as http://127.0.0.1:8080", baseURL)
+	}
+	if token == "" {
+		return nil, errors.New("apiclient: api token is empty")
+	}
+	c := &Client{
+		base:      u,
+		token:     token,
+		http:      &http.Client{Timeout: 30 * time.Second},
+		userAgent: "blametrail-apiclient",
+		retries:   4,
+		maxWait:   30 * time.Second,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	// The relay never redirects; following one would send the token somewhere else.
+	h := *c.http
+	h.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &h
+	return c, nil
+}
+
+// do sends one API call, retrying 429 and 502/503/504 (and connections that were refused)
+// with exponential backoff that honours Retry-After. out may be nil.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("apiclient: encode %s %s: %w", method, path, err)
+		}
+	}
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = query.Encode()
+	for try := 0; ; try++ {
+		resp, err := c.send(ctx, method, u.String(), body)
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if try >= c.retries || !retryableNetError(err) {
+				return fmt.Errorf("apiclient: %s %s: %w", method, path, err)
+			}
+			wait = backoff(try)
+		case retryableStatus(resp.StatusCode) && try < c.retries:
+			wait = max(backoff(try), retryAfter(resp.Header.Get("Retry-After")))
+			drain(resp)
+		default:
+			return decode(resp, method, path, out)
+		}
+		wait = min(wait, c.maxWait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("apiclient: %s %s: %w", method, path, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return c.http.Do(req)
+}
+
+func decode(resp *http.Response, method, path string, out any) error {
+	defer drain(resp)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("apiclient: %s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		var eb api.ErrorBody
+		if json.Unmarshal(b, &eb) == nil {
+			e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("apiclient: %s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+}
+
+func retryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusBadGateway ||
+		code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// retryableNetError is true only where the request cannot have reached the relay, so even a
+// POST is safe to send again.
+func retryableNetError(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func backoff(try int) time.Duration {
+	d := 200 * time.Millisecond << min(try, 8)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}

@@ -1,0 +1,251 @@
+// Package delivery owns getting deliveries to receivers: the per-endpoint queues, the retry
+// timers, the outbound HTTP client, signing each attempt, and judging each response.
+//
+// State lives in internal/store; the engine only holds which deliveries are due and how many
+// attempts each endpoint has in flight. Every endpoint has its own queue and its own bound on
+// attempts in flight, so a slow or dead endpoint never delays a healthy one: there is no
+// shared worker pool for it to fill.
+package delivery
+
+import (
+	"container/heap"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+	"github.com/blametrail/terraform-provider-blametrail/internal/store"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Store *store.Store
+	// Schedule is the delay before each retry; len(Schedule) retries follow the first attempt.
+	Schedule []time.Duration
+	// Timeout bounds one attempt: connect, send, and the whole response.
+	Timeout time.Duration
+	// MaxInFlight bounds attempts in flight per endpoint (default 16).
+	MaxInFlight int
+	Policy      netpolicy.Policy
+	UserAgent   string
+	Logger      *slog.Logger
+}
+
+// Engine schedules and performs attempts. Create it with New, feed it with Ready, Start it,
+// and Stop it once.
+type Engine struct {
+	cfg    Config
+	sender *sender
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	queues   map[string]*queue // by endpoint id; dropped when empty and idle
+	timers   timerHeap
+	stopping bool
+	wake     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+	inFlight sync.WaitGroup
+}
+
+type queue struct {
+	endpointID string
+	ready      []string // delivery ids, FIFO
+	head       int
+	inFlight   int
+}
+
+// New returns an engine that is not yet running.
+func New(cfg Config) *Engine {
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 16
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Engine{
+		cfg:      cfg,
+		sender:   newSender(cfg),
+		log:      cfg.Logger,
+		queues:   make(map[string]*queue),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+}
+
+// Ready takes a delivery that is due at r.Due. It is the store's OnReady hook. A delivery
+// may arrive more than once; the store's Begin turns the extra copies away.
+func (e *Engine) Ready(r store.Ready) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return
+	}
+	if !r.Due.After(time.Now()) {
+		e.enqueue(r.EndpointID, r.DeliveryID)
+		return
+	}
+	heap.Push(&e.timers, r)
+	if e.timers[0].DeliveryID == r.DeliveryID {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetStore attaches the store when it is built after the engine (the store needs the
+// engine's Ready hook). Call it before Start.
+func (e *Engine) SetStore(s *store.Store) { e.cfg.Store = s }
+
+// Start loads what the store has pending and starts the timer loop.
+func (e *Engine) Start() {
+	for _, r := range e.cfg.Store.Pending() {
+		e.Ready(r)
+	}
+	go e.timerLoop()
+}
+
+// Stop stops starting attempts and waits, until ctx ends, for those in flight. What it does
+// not wait for stays pending in the store and is attempted again after a restart.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopping = true
+	e.mu.Unlock()
+	close(e.stop)
+	<-e.loopDone
+	done := make(chan struct{})
+	go func() { e.inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) timerLoop() {
+	defer close(e.loopDone)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		now := time.Now()
+		for len(e.timers) > 0 && !e.timers[0].Due.After(now) {
+			r := heap.Pop(&e.timers).(store.Ready)
+			e.enqueue(r.EndpointID, r.DeliveryID)
+		}
+		next := time.Hour
+		if len(e.timers) > 0 {
+			next = e.timers[0].Due.Sub(now)
+		}
+		e.mu.Unlock()
+		t.Reset(next)
+		select {
+		case <-t.C:
+		case <-e.wake:
+		case <-e.stop:
+			return
+		}
+	}
+}
+
+// enqueue adds a due delivery to its endpoint's queue and starts attempts up to the bound.
+// Callers hold e.mu.
+func (e *Engine) enqueue(endpointID, deliveryID string) {
+	q, ok := e.queues[endpointID]
+	if !ok {
+		q = &queue{endpointID: endpointID}
+		e.queues[endpointID] = q
+	}
+	q.ready = append(q.ready, deliveryID)
+	e.dispatch(q)
+}
+
+// dispatch starts attempts from q while it is under its bound. Callers hold e.mu.
+func (e *Engine) dispatch(q *queue) {
+	for !e.stopping && q.inFlight < e.cfg.MaxInFlight && q.head < len(q.ready) {
+		id := q.ready[q.head]
+		q.ready[q.head] = ""
+		q.head++
+		q.inFlight++
+		e.inFlight.Add(1)
+		go e.run(q, id)
+	}
+	if q.head == len(q.ready) {
+		q.ready, q.head = q.ready[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.ready) {
+		q.ready = append(q.ready[:0], q.ready[q.head:]...)
+		q.head = 0
+	}
+	if q.inFlight == 0 && len(q.ready) == 0 {
+		delete(e.queues, q.endpointID)
+	}
+}
+
+func (e *Engine) run(q *queue, deliveryID string) {
+	defer e.inFlight.Done()
+	if job, ok := e.cfg.Store.Begin(deliveryID, time.Now()); ok {
+		e.attempt(job)
+	}
+	e.mu.Lock()
+	q.inFlight--
+	e.dispatch(q)
+	e.mu.Unlock()
+}
+
+// attempt performs one attempt and records it.
+func (e *Engine) attempt(job store.Job) {
+	res := e.sender.send(job)
+	out := store.Outcome{DeliveryID: job.DeliveryID, Attempt: res.attempt, Success: res.success, Gone: res.gone}
+	if !res.success && !res.gone && !job.Test {
+		if d, ok := retryDelay(e.cfg.Schedule, job.N, res.retryAfter); ok {
+			out.RetryAt = res.attempt.At.Add(time.Duration(res.attempt.DurationMS)*time.Millisecond + d)
+		}
+	}
+	disabled, err := e.cfg.Store.Finish(out)
+	if err != nil {
+		// The outcome is not durable; the delivery stays pending and a restart retries it.
+		e.log.Error("record attempt", "delivery_id", job.DeliveryID, "endpoint_id", job.EndpointID, "err", err)
+		return
+	}
+	attrs := []any{"delivery_id", job.DeliveryID, "endpoint_id", job.EndpointID, "event_type", job.EventType,
+		"attempt", job.N, "status_code", res.attempt.StatusCode, "duration_ms", res.attempt.DurationMS}
+	if res.attempt.Error != "" {
+		attrs = append(attrs, "error", res.attempt.Error)
+	}
+	switch {
+	case res.success:
+		e.log.Debug("delivery succeeded", attrs...)
+	case !out.RetryAt.IsZero():
+		e.log.Info("attempt failed, retry scheduled", append(attrs, "retry_at", out.RetryAt)...)
+	default:
+		e.log.Warn("delivery failed", attrs...)
+	}
+	if disabled != "" {
+		e.log.Warn("endpoint disabled", "endpoint_id", job.EndpointID, "reason", disabled)
+	}
+}
+
+// timerHeap orders deliveries by due time.
+type timerHeap []store.Ready
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].Due.Before(h[j].Due) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(store.Ready)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}

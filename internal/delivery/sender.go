@@ -1,0 +1,159 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+	"github.com/blametrail/terraform-provider-blametrail/internal/store"
+	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
+)
+
+// maxResponseBody is how much of a receiver's answer is read; receivers are judged by status.
+const maxResponseBody = 64 << 10
+
+// sender performs single attempts over a shared keep-alive client.
+type sender struct {
+	cfg    Config
+	client *fasthttp.Client
+}
+
+type result struct {
+	attempt    store.Attempt
+	success    bool
+	gone       bool
+	retryAfter time.Duration
+}
+
+func newSender(cfg Config) *sender {
+	d := &netpolicy.Dialer{Policy: cfg.Policy, Timeout: cfg.Timeout}
+	return &sender{cfg: cfg, client: &fasthttp.Client{
+		DialTimeout: d.DialTimeout,
+		// POST is not idempotent, but receivers dedupe on the delivery id and our own schedule
+		// decides retries; fasthttp must never resend on its own.
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		MaxIdemponentCallAttempts: 1,
+		MaxConnsPerHost:           4096,
+		MaxConnWaitTimeout:        cfg.Timeout,
+		MaxIdleConnDuration:       30 * time.Second,
+		ReadTimeout:               cfg.Timeout,
+		WriteTimeout:              cfg.Timeout,
+		MaxResponseBodySize:       maxResponseBody,
+		NoDefaultUserAgentHeader:  true,
+		// The URL is sent exactly as the customer wrote it.
+		DisablePathNormalizing: true,
+		// Header names go out exactly as the contract spells them (webhook-id, not Webhook-Id).
+		DisableHeaderNamesNormalizing: true,
+	}}
+}
+
+func (s *sender) send(job store.Job) result {
+	start := time.Now()
+	res := result{attempt: store.Attempt{N: job.N, At: start.UTC().Truncate(time.Millisecond)}}
+	code, retryAfter, err := s.do(job, start)
+	res.attempt.DurationMS = time.Since(start).Milliseconds()
+	res.attempt.StatusCode = code
+	res.retryAfter = retryAfter
+	switch {
+	case err != nil:
+		res.attempt.Error = err.Error()
+	case code >= 200 && code < 300:
+		res.success = true
+	case code == fasthttp.StatusGone:
+		res.gone = true
+	}
+	return res
+}
+
+func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
+	if err := s.checkScheme(job.URL); err != nil {
+		return 0, 0, err
+	}
+	signer, err := signature.NewSigner(job.Secret)
+	if err != nil {
+		return 0, 0, fmt.Errorf("endpoint secret unusable: %w", err)
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	ts := now.Unix()
+	var buf [80]byte
+	tsText := strconv.AppendInt(buf[:0], ts, 10)
+	sig := signer.AppendSignature(buf[len(tsText):len(tsText)], job.DeliveryID, ts, job.Body)
+
+	req.Header.DisableNormalizing()
+	req.SetRequestURI(job.URL)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.Header.SetUserAgent(s.cfg.UserAgent)
+	req.Header.Set(signature.HeaderBlameTrailEvent, job.EventType)
+	req.Header.Set(signature.HeaderBlameTrailDelivery, job.DeliveryID)
+	req.Header.SetBytesV(signature.HeaderBlameTrailTimestamp, tsText)
+	req.Header.SetBytesV(signature.HeaderBlameTrailSignature, sig)
+	req.Header.Set(signature.HeaderID, job.DeliveryID)
+	req.Header.SetBytesV(signature.HeaderTimestamp, tsText)
+	req.Header.SetBytesV(signature.HeaderSignature, sig)
+	req.SetBodyRaw(job.Body)
+
+	err = s.client.DoTimeout(req, resp, s.cfg.Timeout)
+	code := resp.StatusCode()
+	if err != nil {
+		// A receiver that answers with a huge body still answered; judge it by its status.
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) && code != 0 {
+			return code, 0, nil
+		}
+		return 0, 0, describe(err, s.cfg.Timeout)
+	}
+	var retryAfter time.Duration
+	if code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable {
+		retryAfter = parseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now())
+	}
+	if code >= 300 && code < 400 {
+		loc := string(resp.Header.Peek("Location"))
+		if len(loc) > 200 {
+			loc = loc[:200] + "…"
+		}
+		return code, 0, fmt.Errorf("redirect (%d to %q) not followed: point the endpoint at the final URL", code, loc)
+	}
+	return code, retryAfter, nil
+}
+
+// checkScheme re-checks the scheme at send time: the relay may have been restarted without
+// --allow-http since the endpoint was created.
+func (s *sender) checkScheme(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("endpoint url unusable: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		if s.cfg.Policy.AllowHTTP {
+			return nil
+		}
+		return fmt.Errorf("%w: http destinations need --allow-http", netpolicy.ErrDestinationRefused)
+	}
+	return fmt.Errorf("%w: scheme %q", netpolicy.ErrDestinationRefused, u.Scheme)
+}
+
+// describe turns client errors into the short messages the delivery log shows.
+func describe(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		return fmt.Errorf("timeout: no complete response within %s", timeout)
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return errors.New("connection closed by the receiver before a response")
+	case errors.Is(err, netpolicy.ErrDestinationRefused):
+		return err
+	}
+	return err
+}

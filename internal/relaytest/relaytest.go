@@ -1,0 +1,312 @@
+// Package relaytest starts the real relay binary for tests: it builds
+// relay/cmd/blametrail-relay once per test process (with -race when the tests run with it),
+// runs it on 127.0.0.1 with a port the kernel picks, and hands back its URL, token and an
+// admin client. Tests outside the relay use it instead of importing the relay's server
+// package, so they exercise what users run. It also provides recording receivers.
+package relaytest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
+)
+
+const pkg = "github.com/blametrail/terraform-provider-blametrail/relay/cmd/blametrail-relay"
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary returns the path of the relay binary, building it on first use.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "blametrail-relay-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "blametrail-relay")
+		args := []string{"build", "-o", buildPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "-ldflags", "-X main.version=test", pkg)
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build relay: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Options says how to start a relay.
+type Options struct {
+	// Args are extra flags. The defaults suit tests: --allow-http --allow-private-networks
+	// and a 100ms-based retry schedule, unless Args sets them.
+	Args []string
+	// DataDir is reused across restarts; empty means a new t.TempDir().
+	DataDir string
+	// Env adds BLAMETRAIL_* variables.
+	Env []string
+	// Token is the API token; empty means a random one.
+	Token string
+}
+
+// DefaultArgs are the flags every test relay gets unless overridden.
+var DefaultArgs = []string{
+	"--allow-http", "--allow-private-networks",
+	"--retry-schedule", "100ms,200ms,400ms,800ms,1600ms",
+	"--delivery-timeout", "2s",
+	"--shutdown-timeout", "5s",
+}
+
+// Relay is a running relay process.
+type Relay struct {
+	URL     string
+	Addr    string
+	Token   string
+	DataDir string
+	Client  *apiclient.Client
+
+	t    testing.TB
+	opts Options
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start runs a relay and waits until it listens. It is stopped (SIGTERM) at cleanup.
+func Start(t testing.TB, opts Options) *Relay {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Token == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		opts.Token = "test_" + hex.EncodeToString(b[:])
+	}
+	r := &Relay{t: t, opts: opts, Token: opts.Token, DataDir: opts.DataDir}
+	r.start()
+	t.Cleanup(func() {
+		r.Stop()
+		if strings.Contains(r.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the relay reported a data race:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+func (r *Relay) start() {
+	r.t.Helper()
+	args := []string{"--listen", "127.0.0.1:0", "--data-dir", r.opts.DataDir, "--api-token", r.opts.Token, "--log-format", "json"}
+	set := map[string]bool{}
+	for _, a := range r.opts.Args {
+		if strings.HasPrefix(a, "--") {
+			set[strings.SplitN(a, "=", 2)[0]] = true
+		}
+	}
+	for i := 0; i < len(DefaultArgs); i++ {
+		a := DefaultArgs[i]
+		hasValue := i+1 < len(DefaultArgs) && !strings.HasPrefix(DefaultArgs[i+1], "--")
+		if !set[a] {
+			args = append(args, a)
+			if hasValue {
+				args = append(args, DefaultArgs[i+1])
+			}
+		}
+		if hasValue {
+			i++
+		}
+	}
+	args = append(args, r.opts.Args...)
+	cmd := exec.Command(Binary(r.t), args...)
+	cmd.Env = append(os.Environ(), r.opts.Env...)
+	r.logs = &syncBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	cmd.Stdout = r.logs
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("start relay: %v", err)
+	}
+	r.cmd = cmd
+	r.done = make(chan struct{})
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			r.logs.WriteString(line + "\n")
+			var m struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "relay listening" {
+				select {
+				case addrCh <- m.Addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		r.err = cmd.Wait()
+		pw.Close()
+		close(r.done)
+	}()
+	select {
+	case addr := <-addrCh:
+		r.Addr = addr
+		r.URL = "http://" + addr
+	case <-r.done:
+		r.t.Fatalf("relay exited before listening: %v\n%s", r.err, r.logs.String())
+	case <-time.After(60 * time.Second):
+		r.Kill()
+		r.t.Fatalf("relay did not listen within 60s\n%s", r.logs.String())
+	}
+	c, err := apiclient.New(r.URL, r.Token, apiclient.WithUserAgent("relaytest"), apiclient.WithRetries(0, 0))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.Client = c
+}
+
+// Restart starts the relay again on the same data dir (after Stop or Kill). It gets a new
+// port; URL, Addr and Client are updated.
+func (r *Relay) Restart() {
+	r.t.Helper()
+	r.start()
+}
+
+// Stop sends SIGTERM and waits for the process to end (SIGKILL after 15 s).
+func (r *Relay) Stop() {
+	if r.cmd == nil || r.exited() {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(15 * time.Second):
+		r.Kill()
+	}
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to end.
+func (r *Relay) Kill() {
+	if r.cmd == nil || r.exited() {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+}
+
+// Wait waits for the process to exit by itself and returns its error.
+func (r *Relay) Wait(timeout time.Duration) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		return fmt.Errorf("relay still running after %s", timeout)
+	}
+}
+
+func (r *Relay) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Logs returns everything the relay wrote so far.
+func (r *Relay) Logs() string { return r.logs.String() }
+
+// Do sends a raw request to the relay (for tests of bad input) and returns status and body.
+func (r *Relay) Do(method, path, contentType, token string, body []byte) (int, []byte, http.Header) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.URL+path, bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// Eventually polls cond every 20 ms until it returns true or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Context returns a context bounded by d and cancelled at cleanup.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) WriteString(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

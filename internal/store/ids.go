@@ -1,0 +1,114 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// crockford is Crockford's base32 alphabet: no I, L, O, U, so ids survive being read aloud,
+// and its order matches byte order, so ids sort by creation time.
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// idGen makes ids like ULIDs: 48 bits of milliseconds, then 80 bits that start random and
+// count up within a millisecond. Ids from one process are strictly increasing, which is what
+// lets lists paginate with the last id as the cursor.
+type idGen struct {
+	mu     sync.Mutex
+	lastMS uint64
+	hi     uint16
+	lo     uint64
+}
+
+func (g *idGen) next(prefix string, now time.Time) string {
+	g.mu.Lock()
+	ms := uint64(now.UnixMilli())
+	if ms <= g.lastMS {
+		// Same millisecond, or the clock went back: count up from the last id.
+		g.lo++
+		if g.lo == 0 {
+			g.hi++
+		}
+		ms = g.lastMS
+	} else {
+		var b [10]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("store: crypto/rand failed: " + err.Error()) // the OS is broken; nothing sane to do
+		}
+		g.hi = binary.BigEndian.Uint16(b[:2]) >> 1 // top bit clear leaves room to count up
+		g.lo = binary.BigEndian.Uint64(b[2:])
+		g.lastMS = ms
+	}
+	hi, lo := g.hi, g.lo
+	g.mu.Unlock()
+
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[0:8], ms<<16|uint64(hi))
+	binary.BigEndian.PutUint64(raw[8:16], lo)
+	return prefix + encode128(raw)
+}
+
+// seen raises the generator past an id read back from the log, so ids made after a restart
+// still sort after the ones before it even if the clock stepped back.
+func (g *idGen) seen(ms uint64) {
+	g.mu.Lock()
+	if ms > g.lastMS {
+		g.lastMS = ms
+	}
+	g.mu.Unlock()
+}
+
+// encode128 writes 128 bits as 26 base32 digits (the first digit carries 3 bits).
+func encode128(b [16]byte) string {
+	hi := binary.BigEndian.Uint64(b[0:8])
+	lo := binary.BigEndian.Uint64(b[8:16])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// idMillis returns the millisecond part of an id made by idGen, or 0 if it is not one.
+func idMillis(id string) uint64 {
+	i := len(id) - 26
+	if i < 0 {
+		return 0
+	}
+	var v uint64
+	for _, c := range []byte(id[i : i+10]) {
+		d := indexCrockford(c)
+		if d < 0 {
+			return 0
+		}
+		v = v<<5 | uint64(d)
+	}
+	// 10 digits hold 50 bits: 2 bits of zero padding above the 48-bit time.
+	return v
+}
+
+func indexCrockford(c byte) int {
+	for i := 0; i < len(crockford); i++ {
+		if crockford[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// ValidID reports whether s looks like an id with the given prefix; handlers use it to turn
+// garbage into a 404 before touching state.
+func ValidID(prefix, s string) bool {
+	if len(s) != len(prefix)+26 || s[:len(prefix)] != prefix {
+		return false
+	}
+	for _, c := range []byte(s[len(prefix):]) {
+		if indexCrockford(c) < 0 {
+			return false
+		}
+	}
+	return s[len(prefix)] <= '7' // 128 bits leave 3 in the first digit
+}

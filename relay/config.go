@@ -1,0 +1,152 @@
+// Package relay is the BlameTrail webhook relay: configuration, the HTTP server (admin API,
+// ingest, health), and the wiring of store and delivery engine. Only its binary,
+// relay/cmd/blametrail-relay, imports it; tests start that binary instead of importing this.
+package relay
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
+)
+
+// Config is the relay's whole configuration, from flags and BLAMETRAIL_* variables.
+type Config struct {
+	Listen               string
+	DataDir              string
+	APIToken             string
+	RetrySchedule        []time.Duration
+	DeliveryTimeout      time.Duration
+	DisableAfter         int
+	AllowHTTP            bool
+	AllowPrivateNetworks bool
+	Fsync                string
+	MaxBodySize          int
+	MaxInFlight          int
+	HistoryLimit         int
+	ShutdownTimeout      time.Duration
+	LogFormat            string
+	LogLevel             slog.Level
+	Version              string
+}
+
+// ErrUsage is a configuration the relay refuses to start with.
+var ErrUsage = errors.New("usage")
+
+// LoadConfig reads flags from args over environment variables (via getenv) over defaults.
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("blametrail-relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var schedule, timeout, shutdown, level string
+	var disableAfter, maxBody, maxInFlight, history string
+	var allowHTTP, allowPrivate string
+	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
+	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
+	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for admin and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&schedule, "retry-schedule", env("BLAMETRAIL_RETRY_SCHEDULE", "1m,6m,36m,3h36m,21h36m"), "delays before retries 1..n, ±10% jitter")
+	fs.StringVar(&timeout, "delivery-timeout", env("BLAMETRAIL_DELIVERY_TIMEOUT", "10s"), "one attempt's whole time limit")
+	fs.StringVar(&disableAfter, "disable-after", env("BLAMETRAIL_DISABLE_AFTER", "10"), "consecutive failed deliveries before an endpoint is disabled (0 = never)")
+	allowHTTP = env("BLAMETRAIL_ALLOW_HTTP", "false")
+	allowPrivate = env("BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "false")
+	fs.Var((*boolText)(&allowHTTP), "allow-http", "accept http:// endpoint URLs")
+	fs.Var((*boolText)(&allowPrivate), "allow-private-networks", "allow destinations on loopback, private, link-local or unspecified addresses")
+	fs.StringVar(&c.Fsync, "fsync", env("BLAMETRAIL_FSYNC", "batch"), "batch (group commit), always, or none (unsafe)")
+	fs.StringVar(&maxBody, "max-body-size", env("BLAMETRAIL_MAX_BODY_SIZE", "262144"), "largest request body in bytes")
+	fs.StringVar(&maxInFlight, "max-in-flight", env("BLAMETRAIL_MAX_IN_FLIGHT", "16"), "attempts in flight per endpoint")
+	fs.StringVar(&history, "history-limit", env("BLAMETRAIL_HISTORY_LIMIT", "100"), "finished deliveries kept per endpoint")
+	fs.StringVar(&shutdown, "shutdown-timeout", env("BLAMETRAIL_SHUTDOWN_TIMEOUT", "15s"), "how long shutdown waits for in-flight requests and attempts")
+	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
+	fs.StringVar(&level, "log-level", env("BLAMETRAIL_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	var err error
+	p := parser{}
+	c.RetrySchedule, err = delivery.ParseSchedule(schedule)
+	p.check("retry-schedule", err)
+	c.DeliveryTimeout = p.duration("delivery-timeout", timeout, time.Second/10, time.Hour)
+	c.ShutdownTimeout = p.duration("shutdown-timeout", shutdown, 0, time.Hour)
+	c.DisableAfter = p.integer("disable-after", disableAfter, 0, 1_000_000)
+	c.MaxBodySize = p.integer("max-body-size", maxBody, 1024, 64<<20)
+	c.MaxInFlight = p.integer("max-in-flight", maxInFlight, 1, 4096)
+	c.HistoryLimit = p.integer("history-limit", history, 1, 1_000_000)
+	c.AllowHTTP = p.boolean("allow-http", allowHTTP)
+	c.AllowPrivateNetworks = p.boolean("allow-private-networks", allowPrivate)
+	switch c.Fsync {
+	case "batch", "always", "none":
+	default:
+		p.check("fsync", fmt.Errorf("%q is not batch, always or none", c.Fsync))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		p.check("log-format", fmt.Errorf("%q is not text or json", c.LogFormat))
+	}
+	p.check("log-level", c.LogLevel.UnmarshalText([]byte(level)))
+	if c.Listen == "" {
+		p.check("listen", errors.New("must not be empty"))
+	}
+	if c.DataDir == "" {
+		p.check("data-dir", errors.New("must not be empty"))
+	}
+	return c, p.err
+}
+
+type parser struct{ err error }
+
+func (p *parser) check(flag string, err error) {
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%w: --%s: %v", ErrUsage, flag, err)
+	}
+}
+
+func (p *parser) duration(flag, v string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(v)
+	if err == nil && (d < lo || d > hi) {
+		err = fmt.Errorf("%s is outside %s..%s", v, lo, hi)
+	}
+	p.check(flag, err)
+	return d
+}
+
+func (p *parser) integer(flag, v string, lo, hi int) int {
+	n, err := strconv.Atoi(v)
+	if err == nil && (n < lo || n > hi) {
+		err = fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+	}
+	p.check(flag, err)
+	return n
+}
+
+func (p *parser) boolean(flag, v string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	p.check(flag, err)
+	return b
+}
+
+// boolText is a boolean flag kept as text, so "--allow-http" alone, "--allow-http=false" and
+// BLAMETRAIL_ALLOW_HTTP=1 all go through one parse with one error message.
+type boolText string
+
+func (b *boolText) String() string     { return string(*b) }
+func (b *boolText) Set(v string) error { *b = boolText(v); return nil }
+func (b *boolText) IsBoolFlag() bool   { return true }

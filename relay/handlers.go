@@ -1,0 +1,350 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/store"
+	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
+)
+
+const endpointsPath = "/api/webhooks/endpoints"
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	path := string(ctx.Path())
+	switch {
+	case path == "/healthz":
+		s.health(ctx)
+	case path == "/readyz":
+		s.readiness(ctx)
+	case path == "/api/events":
+		if s.allow(ctx, "POST") && s.authorized(ctx) {
+			s.ingest(ctx)
+		}
+	case path == "/api/event-types":
+		if s.allow(ctx, "GET") && s.authorized(ctx) {
+			writeJSON(ctx, fasthttp.StatusOK, api.EventTypeList{Data: api.EventTypes})
+		}
+	case path == endpointsPath:
+		if s.allow(ctx, "GET", "POST") && s.authorized(ctx) {
+			if ctx.IsGet() {
+				s.listEndpoints(ctx)
+			} else {
+				s.createEndpoint(ctx)
+			}
+		}
+	case strings.HasPrefix(path, endpointsPath+"/"):
+		s.endpointRoutes(ctx, strings.TrimPrefix(path, endpointsPath+"/"))
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(path, 100))
+	}
+}
+
+// endpointRoutes serves /api/webhooks/endpoints/{id}[/secret|/test|/deliveries].
+func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
+	id, sub, _ := strings.Cut(rest, "/")
+	var ok bool
+	switch sub {
+	case "":
+		ok = s.allow(ctx, "GET", "PATCH", "DELETE")
+	case "secret", "deliveries":
+		ok = s.allow(ctx, "GET")
+	case "test":
+		ok = s.allow(ctx, "POST")
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(string(ctx.Path()), 100))
+		return
+	}
+	if !ok || !s.authorized(ctx) {
+		return
+	}
+	if !store.ValidID("ep_", id) {
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "endpoint "+truncate(id, 64)+" not found")
+		return
+	}
+	switch {
+	case sub == "secret":
+		sec, err := s.store.Secret(id)
+		if s.storeError(ctx, err, id) {
+			writeJSON(ctx, fasthttp.StatusOK, api.Secret{Secret: sec})
+		}
+	case sub == "deliveries":
+		s.listDeliveries(ctx, id)
+	case sub == "test":
+		dlv, err := s.store.SendTest(id)
+		if s.storeError(ctx, err, id) {
+			s.log.Info("test ping queued", "endpoint_id", id, "delivery_id", dlv)
+			writeJSON(ctx, fasthttp.StatusAccepted, api.TestResult{DeliveryID: dlv})
+		}
+	case ctx.IsGet():
+		ep, err := s.store.Endpoint(id)
+		if s.storeError(ctx, err, id) {
+			writeJSON(ctx, fasthttp.StatusOK, ep)
+		}
+	case ctx.IsDelete():
+		if s.storeError(ctx, s.store.DeleteEndpoint(id), id) {
+			s.log.Info("endpoint deleted", "endpoint_id", id)
+			ctx.SetStatusCode(fasthttp.StatusNoContent)
+		}
+	default:
+		s.patchEndpoint(ctx, id)
+	}
+}
+
+func (s *Server) createEndpoint(ctx *fasthttp.RequestCtx) {
+	if !requireJSON(ctx) {
+		return
+	}
+	in, err := api.ParseCreateEndpoint(ctx.PostBody(), s.policy)
+	if !inputError(ctx, err) {
+		return
+	}
+	secret, err := signature.GenerateSecret()
+	if err != nil {
+		s.internalError(ctx, "generate secret", err)
+		return
+	}
+	ep, err := s.store.CreateEndpoint(in, secret)
+	if !s.storeError(ctx, err, "") {
+		return
+	}
+	s.log.Info("endpoint created", "endpoint_id", ep.ID, "url", ep.URL, "event_types", ep.EventTypes, "active", ep.Active)
+	writeJSON(ctx, fasthttp.StatusCreated, ep)
+}
+
+func (s *Server) patchEndpoint(ctx *fasthttp.RequestCtx, id string) {
+	if !requireJSON(ctx) {
+		return
+	}
+	in, err := api.ParsePatchEndpoint(ctx.PostBody(), s.policy)
+	if !inputError(ctx, err) {
+		return
+	}
+	ep, err := s.store.UpdateEndpoint(id, in)
+	if !s.storeError(ctx, err, id) {
+		return
+	}
+	s.log.Info("endpoint updated", "endpoint_id", id, "url", ep.URL, "event_types", ep.EventTypes,
+		"active", ep.Active, "disabled_reason", ep.DisabledReason)
+	writeJSON(ctx, fasthttp.StatusOK, ep)
+}
+
+func (s *Server) listEndpoints(ctx *fasthttp.RequestCtx) {
+	limit, cursor, ok := pageArgs(ctx)
+	if !ok {
+		return
+	}
+	eps, next, err := s.store.Endpoints(cursor, limit)
+	if s.storeError(ctx, err, "") {
+		writeJSON(ctx, fasthttp.StatusOK, api.EndpointList{Data: eps, NextCursor: optional(next)})
+	}
+}
+
+func (s *Server) listDeliveries(ctx *fasthttp.RequestCtx, id string) {
+	limit, cursor, ok := pageArgs(ctx)
+	if !ok {
+		return
+	}
+	ds, next, err := s.store.Deliveries(id, cursor, limit)
+	if s.storeError(ctx, err, id) {
+		writeJSON(ctx, fasthttp.StatusOK, api.DeliveryList{Data: ds, NextCursor: optional(next)})
+	}
+}
+
+func (s *Server) ingest(ctx *fasthttp.RequestCtx) {
+	if !requireJSON(ctx) {
+		return
+	}
+	in, err := api.ParseIngest(ctx.PostBody())
+	if !inputError(ctx, err) {
+		return
+	}
+	res, err := s.store.Ingest(in)
+	if !s.storeError(ctx, err, "") {
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, api.IngestResult{ID: res.EventID, Deliveries: res.Deliveries})
+}
+
+func (s *Server) health(ctx *fasthttp.RequestCtx) {
+	if s.allow(ctx, "GET", "HEAD") {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func (s *Server) readiness(ctx *fasthttp.RequestCtx) {
+	if !s.allow(ctx, "GET", "HEAD") {
+		return
+	}
+	if !s.ready.Load() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// allow answers 405 with an Allow header unless the method is one of methods.
+func (s *Server) allow(ctx *fasthttp.RequestCtx, methods ...string) bool {
+	m := string(ctx.Method())
+	for _, want := range methods {
+		if m == want {
+			return true
+		}
+	}
+	ctx.Response.Header.Set("Allow", strings.Join(methods, ", "))
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed",
+		"method "+truncate(m, 16)+" not allowed; use "+strings.Join(methods, " or "))
+	return false
+}
+
+// tokenCheck compares bearer tokens in constant time. Both sides are hashed first so the
+// comparison does not even leak the token's length.
+type tokenCheck [sha256.Size]byte
+
+func newTokenCheck(token string) tokenCheck { return sha256.Sum256([]byte(token)) }
+
+func (t tokenCheck) matches(presented []byte) bool {
+	got := sha256.Sum256(presented)
+	return subtle.ConstantTimeCompare(t[:], got[:]) == 1
+}
+
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	auth := ctx.Request.Header.Peek("Authorization")
+	tok, found := bytes.CutPrefix(auth, []byte("Bearer "))
+	if found && s.token.matches(bytes.TrimSpace(tok)) {
+		return true
+	}
+	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="blametrail-relay"`)
+	msg := "missing bearer token: send Authorization: Bearer <api token>"
+	if len(auth) > 0 {
+		msg = "invalid api token"
+	}
+	writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", msg)
+	return false
+}
+
+// requireJSON answers 415 unless the body is declared as JSON.
+func requireJSON(ctx *fasthttp.RequestCtx) bool {
+	ct := string(ctx.Request.Header.ContentType())
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return true
+	}
+	writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type must be application/json, got "+quoteOrNone(ct))
+	return false
+}
+
+func pageArgs(ctx *fasthttp.RequestCtx) (limit int, cursor string, ok bool) {
+	args := ctx.QueryArgs()
+	limit, err := api.ParseLimit(string(args.Peek("limit")))
+	if !inputError(ctx, err) {
+		return 0, "", false
+	}
+	return limit, string(args.Peek("cursor")), true
+}
+
+// inputError writes the response for a parse error and reports whether there was none.
+func inputError(ctx *fasthttp.RequestCtx, err error) bool {
+	var ve *api.ValidationError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &ve):
+		writeBody(ctx, fasthttp.StatusUnprocessableEntity, api.ErrorBody{Error: api.ErrorDetail{Code: ve.Code, Message: ve.Message, Field: ve.Field}})
+	case errors.Is(err, api.ErrMalformed):
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed_json", err.Error())
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, "bad_request", err.Error())
+	}
+	return false
+}
+
+// storeError writes the response for a store error and reports whether there was none.
+func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrNotFound):
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "endpoint "+id+" not found")
+	case errors.Is(err, store.ErrInactive):
+		writeError(ctx, fasthttp.StatusConflict, "endpoint_disabled", "endpoint "+id+" is disabled: enable it before sending a test")
+	case errors.Is(err, store.ErrBadCursor):
+		writeBody(ctx, fasthttp.StatusUnprocessableEntity, api.ErrorBody{Error: api.ErrorDetail{Code: "invalid_cursor", Message: "cursor is not one this relay handed out", Field: "cursor"}})
+	default:
+		s.log.Error("state change not durable", "err", err)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the relay could not store this change durably; retry later")
+	}
+	return false
+}
+
+func (s *Server) internalError(ctx *fasthttp.RequestCtx, what string, err error) {
+	s.log.Error(what, "err", err)
+	writeError(ctx, fasthttp.StatusInternalServerError, "internal", what+" failed")
+}
+
+// handleTransportError answers requests fasthttp could not read, above all bodies over the
+// limit, in the same JSON error shape as everything else.
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")
+		return
+	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		writeError(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received in time")
+		return
+	}
+	s.log.Debug("unreadable request", "err", err)
+	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "request could not be parsed")
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	writeBody(ctx, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) { writeBody(ctx, status, v) }
+
+func writeBody(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encode response", "err", err)
+		status, b = fasthttp.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"encode response failed"}}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func quoteOrNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return `"` + truncate(s, 64) + `"`
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

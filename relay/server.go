@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+	"github.com/blametrail/terraform-provider-blametrail/internal/store"
+)
+
+// Server is a running relay.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	engine *delivery.Engine
+	policy netpolicy.Policy
+	token  tokenCheck
+	http   *fasthttp.Server
+	ready  atomic.Bool
+}
+
+// Run starts the relay on ln and serves until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests finish, and waits for in-flight attempts, all within
+// cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {
+	token, err := loadToken(cfg, log)
+	if err != nil {
+		return err
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		policy: netpolicy.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateNetworks},
+		token:  newTokenCheck(token),
+	}
+	s.engine = delivery.New(delivery.Config{
+		Schedule:    cfg.RetrySchedule,
+		Timeout:     cfg.DeliveryTimeout,
+		MaxInFlight: cfg.MaxInFlight,
+		Policy:      s.policy,
+		UserAgent:   "BlameTrail-Webhooks/" + cfg.Version,
+		Logger:      log,
+	})
+	s.store = store.New(store.Options{
+		DisableAfter: cfg.DisableAfter,
+		HistoryLimit: cfg.HistoryLimit,
+		OnReady:      s.engine.Ready,
+	})
+	s.engine.SetStore(s.store)
+	s.engine.Start()
+	s.ready.Store(true)
+
+	s.http = &fasthttp.Server{
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleTransportError,
+		Name:                         "blametrail-relay",
+		ReadTimeout:                  10 * time.Second,
+		WriteTimeout:                 10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxRequestBodySize:           cfg.MaxBodySize,
+		ReadBufferSize:               8 << 10,
+		NoDefaultDate:                false,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		Logger:                       fasthttpLogger{log},
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(ln) }()
+	log.Info("relay listening", "addr", ln.Addr().String(), "version", cfg.Version,
+		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
+		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())
+
+	select {
+	case err := <-serveErr:
+		_ = s.engine.Stop(context.Background())
+		return fmt.Errorf("relay: serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	s.ready.Store(false)
+	if err := s.http.ShutdownWithContext(sctx); err != nil {
+		log.Warn("http shutdown incomplete", "err", err)
+	}
+	if err := s.engine.Stop(sctx); err != nil {
+		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadToken returns the configured token, or the one stored in the data dir, generating it
+// on first start. The token itself is never logged.
+func loadToken(cfg Config, log *slog.Logger) (string, error) {
+	if cfg.APIToken != "" {
+		return cfg.APIToken, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("relay: create data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "api-token")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("relay: %s is empty: delete it to generate a new token", path)
+		}
+		log.Info("api token loaded", "path", path)
+		return tok, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("relay: read api token: %w", err)
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("relay: generate api token: %w", err)
+	}
+	tok := "btk_" + hex.EncodeToString(raw[:])
+	// O_EXCL: two relays started on one data dir must not each write their own token.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("relay: write api token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("relay: write api token: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("relay: sync api token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("relay: close api token: %w", err)
+	}
+	log.Info("api token generated", "path", path)
+	return tok, nil
+}
+
+// fasthttpLogger routes fasthttp's own messages into slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
+}
