@@ -31,6 +31,12 @@ type Config struct {
 	MaxInFlight          int
 	HistoryLimit         int
 	ShutdownTimeout      time.Duration
+	WALRepair            bool
+	WALSegmentSize       int64
+	PayloadCache         int
+	IdempotencyCache     int
+	SnapshotBytes        int64
+	SnapshotInterval     time.Duration
 	LogFormat            string
 	LogLevel             slog.Level
 	Version              string
@@ -52,7 +58,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
-	var allowHTTP, allowPrivate string
+	var allowHTTP, allowPrivate, walRepair string
+	var segSize, payloadCache, idemCache, snapBytes, snapInterval string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
 	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for admin and ingest (default: generated on first start into <data-dir>/api-token)")
@@ -68,6 +75,13 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&maxInFlight, "max-in-flight", env("BLAMETRAIL_MAX_IN_FLIGHT", "16"), "attempts in flight per endpoint")
 	fs.StringVar(&history, "history-limit", env("BLAMETRAIL_HISTORY_LIMIT", "100"), "finished deliveries kept per endpoint")
 	fs.StringVar(&shutdown, "shutdown-timeout", env("BLAMETRAIL_SHUTDOWN_TIMEOUT", "15s"), "how long shutdown waits for in-flight requests and attempts")
+	walRepair = env("BLAMETRAIL_WAL_REPAIR", "false")
+	fs.Var((*boolText)(&walRepair), "wal-repair", "on corruption before the WAL's tail, keep a copy of the damaged segment and truncate at the last good record instead of refusing to start")
+	fs.StringVar(&segSize, "wal-segment-size", env("BLAMETRAIL_WAL_SEGMENT_SIZE", "67108864"), "bytes per WAL segment before rotation")
+	fs.StringVar(&payloadCache, "payload-cache", env("BLAMETRAIL_PAYLOAD_CACHE", "10000"), "event bodies kept in memory (LRU); others are read back from the WAL")
+	fs.StringVar(&idemCache, "idempotency-cache", env("BLAMETRAIL_IDEMPOTENCY_CACHE", "100000"), "ingest idempotency keys remembered (LRU)")
+	fs.StringVar(&snapBytes, "snapshot-bytes", env("BLAMETRAIL_SNAPSHOT_BYTES", "67108864"), "take a snapshot after this many bytes of WAL")
+	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
 	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
 	fs.StringVar(&level, "log-level", env("BLAMETRAIL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +104,12 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.MaxInFlight = p.integer("max-in-flight", maxInFlight, 1, 4096)
 	c.HistoryLimit = p.integer("history-limit", history, 1, 1_000_000)
 	c.AllowHTTP = p.boolean("allow-http", allowHTTP)
+	c.WALRepair = p.boolean("wal-repair", walRepair)
+	c.WALSegmentSize = int64(p.integer("wal-segment-size", segSize, 64<<10, 1<<30))
+	c.PayloadCache = p.integer("payload-cache", payloadCache, 1, 10_000_000)
+	c.IdempotencyCache = p.integer("idempotency-cache", idemCache, 1, 100_000_000)
+	c.SnapshotBytes = int64(p.integer("snapshot-bytes", snapBytes, 1<<20, 1<<40))
+	c.SnapshotInterval = p.duration("snapshot-interval", snapInterval, time.Second, 24*time.Hour)
 	c.AllowPrivateNetworks = p.boolean("allow-private-networks", allowPrivate)
 	switch c.Fsync {
 	case "batch", "always", "none":

@@ -28,6 +28,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.health(ctx)
 	case path == "/readyz":
 		s.readiness(ctx)
+	case strings.HasPrefix(path, "/api/") && !s.ready.Load():
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "starting", "the relay is recovering its state; retry shortly")
 	case path == "/api/events":
 		if s.allow(ctx, "POST") && s.authorized(ctx) {
 			s.ingest(ctx)
@@ -177,18 +180,32 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusAccepted, api.IngestResult{ID: res.EventID, Deliveries: res.Deliveries})
 }
 
+// health is 503 once the WAL has failed: the relay then acknowledges nothing, and an
+// orchestrator should restart it.
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
-	if s.allow(ctx, "GET", "HEAD") {
-		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	if !s.allow(ctx, "GET", "HEAD") {
+		return
 	}
+	if s.ready.Load() {
+		if err := s.store.Err(); err != nil {
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readiness is 503 until the WAL is replayed, and after it failed.
 func (s *Server) readiness(ctx *fasthttp.RequestCtx) {
 	if !s.allow(ctx, "GET", "HEAD") {
 		return
 	}
 	if !s.ready.Load() {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	if err := s.store.Err(); err != nil {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})

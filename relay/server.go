@@ -20,6 +20,7 @@ import (
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 // Server is a running relay.
@@ -56,14 +57,25 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		UserAgent:   "BlameTrail-Webhooks/" + cfg.Version,
 		Logger:      log,
 	})
-	s.store = store.New(store.Options{
-		DisableAfter: cfg.DisableAfter,
-		HistoryLimit: cfg.HistoryLimit,
-		OnReady:      s.engine.Ready,
-	})
-	s.engine.SetStore(s.store)
-	s.engine.Start()
-	s.ready.Store(true)
+	sync, err := wal.ParseSyncPolicy(cfg.Fsync)
+	if err != nil {
+		return err
+	}
+	if sync == wal.SyncNone {
+		log.Warn("--fsync=none: events are acknowledged before they are on disk; a power loss can lose them (use for benchmarks only)")
+	}
+	storeOpts := store.Options{
+		Dir:              cfg.DataDir,
+		WAL:              wal.Options{Sync: sync, SegmentSize: cfg.WALSegmentSize, Repair: cfg.WALRepair},
+		DisableAfter:     cfg.DisableAfter,
+		HistoryLimit:     cfg.HistoryLimit,
+		PayloadCache:     cfg.PayloadCache,
+		IdempotencyCache: cfg.IdempotencyCache,
+		SnapshotBytes:    cfg.SnapshotBytes,
+		SnapshotInterval: cfg.SnapshotInterval,
+		OnReady:          s.engine.Ready,
+		Logger:           log,
+	}
 
 	s.http = &fasthttp.Server{
 		Handler:                      s.handle,
@@ -79,8 +91,18 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{log},
 	}
+	// Serve first, so /healthz answers and /readyz says 503 while the WAL replays.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(ln) }()
+	st, err := store.Open(storeOpts)
+	if err != nil {
+		_ = s.http.Shutdown()
+		return fmt.Errorf("relay: recover state from %s: %w", cfg.DataDir, err)
+	}
+	s.store = st
+	s.engine.SetStore(st)
+	s.engine.Start()
+	s.ready.Store(true)
 	log.Info("relay listening", "addr", ln.Addr().String(), "version", cfg.Version,
 		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
 		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())
@@ -88,6 +110,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	select {
 	case err := <-serveErr:
 		_ = s.engine.Stop(context.Background())
+		_ = st.Close()
 		return fmt.Errorf("relay: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -100,6 +123,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	}
 	if err := s.engine.Stop(sctx); err != nil {
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
+	}
+	if err := st.Close(); err != nil {
+		log.Error("close state", "err", err)
 	}
 	log.Info("stopped")
 	return nil

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 // Ingest accepts an event and fans it out to every active endpoint subscribed to its type.
@@ -14,7 +16,7 @@ import (
 func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	s.mu.Lock()
 	if in.IdempotencyKey != "" {
-		if r, ok := s.idem[in.IdempotencyKey]; ok {
+		if r, ok := s.idem.Get(in.IdempotencyKey); ok {
 			s.mu.Unlock()
 			return r, nil
 		}
@@ -104,23 +106,60 @@ type Job struct {
 
 // Begin claims a due delivery for an attempt. It reports false when the delivery is gone,
 // finished, held, already in flight, or not yet due — the engine then just drops its entry.
+// A payload that fell out of the cache is read back from the WAL, outside the lock.
 func (s *Store) Begin(deliveryID string, now time.Time) (Job, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	d, ok := s.deliveries[deliveryID]
 	if !ok || d.Status != statusPending || d.inFlight || now.Before(d.NextAttemptAt) {
+		s.mu.Unlock()
 		return Job{}, false
 	}
 	ep := s.endpoints[d.EndpointID]
 	e, ok := s.events[d.EventID]
 	if !ok || !ep.Active {
+		s.mu.Unlock()
 		return Job{}, false
 	}
 	d.inFlight = true
-	return Job{
+	job := Job{
 		DeliveryID: d.ID, EndpointID: d.EndpointID, EventType: d.EventType,
 		URL: ep.URL, Secret: ep.Secret, Body: e.Body, N: len(d.Attempts) + 1, Test: d.Test,
-	}, true
+	}
+	pos := e.Pos
+	s.mu.Unlock()
+	if job.Body != nil {
+		return job, true
+	}
+	body, err := s.payload(d.EventID, pos)
+	if err != nil {
+		s.log.Error("read event payload back from the WAL", "event_id", d.EventID, "delivery_id", d.ID, "err", err)
+		s.mu.Lock()
+		d.inFlight = false
+		s.mu.Unlock()
+		return Job{}, false
+	}
+	job.Body = body
+	return job, true
+}
+
+// payload returns an event's body from the cache or, on a miss, from its WAL record.
+func (s *Store) payload(eventID string, pos wal.Position) ([]byte, error) {
+	if b, ok := s.payloads.Get(eventID); ok {
+		return b, nil
+	}
+	raw, err := s.wal.ReadAt(pos)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := UnmarshalRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Event == nil || rec.Event.ID != eventID {
+		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", pos.Segment, pos.Offset, eventID)
+	}
+	s.payloads.Add(eventID, rec.Event.Body)
+	return rec.Event.Body, nil
 }
 
 // Outcome is an attempt's result as the engine judged it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 const (
@@ -92,19 +93,19 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 func (s *Store) Replay(r *Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.apply(r)
+	s.apply(r, wal.Position{})
 }
 
 // apply is the only code that changes state. It must stay deterministic: no clock, no
 // randomness, no lookups outside the store. Callers hold s.mu.
-func (s *Store) apply(r *Record) []Ready {
+func (s *Store) apply(r *Record, pos wal.Position) []Ready {
 	switch r.Kind {
 	case KindEndpointPut:
 		return s.applyEndpointPut(r.Endpoint)
 	case KindEndpointDelete:
 		s.applyEndpointDelete(r.EndpointID)
 	case KindEventAccepted:
-		return s.applyEvent(r.Event)
+		return s.applyEvent(r.Event, pos)
 	case KindAttempt:
 		s.applyAttempt(r.Attempt)
 	}
@@ -161,15 +162,20 @@ func (s *Store) applyEndpointDelete(id string) {
 	}
 }
 
-func (s *Store) applyEvent(ev *EventRecord) []Ready {
+func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 	s.ids.seen(idMillis(ev.ID))
 	if ev.IdempotencyKey != "" {
-		s.idem[ev.IdempotencyKey] = IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)}
+		s.idem.Add(ev.IdempotencyKey, IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)})
 	}
 	if len(ev.Deliveries) == 0 {
 		return nil
 	}
-	e := &event{Type: ev.Type, Body: ev.Body}
+	e := &event{Type: ev.Type, Pos: pos}
+	if !s.durable {
+		e.Body = ev.Body // no log to read it back from
+	} else {
+		s.payloads.Add(ev.ID, ev.Body)
+	}
 	s.events[ev.ID] = e
 	ready := make([]Ready, 0, len(ev.Deliveries))
 	for _, dr := range ev.Deliveries {
@@ -193,6 +199,8 @@ func (s *Store) applyEvent(ev *EventRecord) []Ready {
 	}
 	if e.live == 0 {
 		delete(s.events, ev.ID)
+	} else if s.durable {
+		s.segRefs[pos.Segment]++
 	}
 	return ready
 }
@@ -228,12 +236,7 @@ func (s *Store) applyAttempt(a *AttemptRecord) {
 
 // finish releases a finished delivery's payload and trims the endpoint's history.
 func (s *Store) finish(ep *endpoint, d *delivery) {
-	if e, ok := s.events[d.EventID]; ok {
-		e.live--
-		if e.live <= 0 {
-			delete(s.events, d.EventID)
-		}
-	}
+	s.release(d.EventID)
 	ep.finished++
 	for ep.finished > s.opts.HistoryLimit {
 		for _, id := range ep.deliveries {
@@ -250,12 +253,27 @@ func (s *Store) finish(ep *endpoint, d *delivery) {
 // dropDelivery forgets a delivery of an endpoint that is being deleted.
 func (s *Store) dropDelivery(d *delivery) {
 	if d.Status == statusPending || d.Status == statusHeld {
-		if e, ok := s.events[d.EventID]; ok {
-			e.live--
-			if e.live <= 0 {
-				delete(s.events, d.EventID)
-			}
-		}
+		s.release(d.EventID)
 	}
 	delete(s.deliveries, d.ID)
+}
+
+// release drops one live reference to an event; the last one frees its payload and lets the
+// WAL segment holding it be deleted once a snapshot covers it.
+func (s *Store) release(eventID string) {
+	e, ok := s.events[eventID]
+	if !ok {
+		return
+	}
+	e.live--
+	if e.live > 0 {
+		return
+	}
+	delete(s.events, eventID)
+	if s.durable {
+		s.payloads.Remove(eventID)
+		if s.segRefs[e.Pos.Segment]--; s.segRefs[e.Pos.Segment] <= 0 {
+			delete(s.segRefs, e.Pos.Segment)
+		}
+	}
 }

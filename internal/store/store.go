@@ -10,9 +10,15 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 // Sentinel errors; handlers map them to HTTP statuses.
@@ -22,25 +28,34 @@ var (
 	ErrInactive = errors.New("store: endpoint is disabled")
 )
 
-// Log receives every record before it takes effect. Append must keep the order of calls; the
-// returned function blocks until that record is durable. A nil Log keeps state in memory only.
-type Log interface {
-	Append(rec []byte) (wait func() error)
-}
-
 // Options configures a Store.
 type Options struct {
-	Log Log
+	// Dir holds the WAL ("wal/") and the snapshot. Empty means memory only: nothing survives
+	// a restart (unit tests use this).
+	Dir string
+	// WAL configures the log under Dir (Dir and Logger are filled in).
+	WAL wal.Options
 	// DisableAfter consecutive failed deliveries disable an endpoint (0 = never).
 	DisableAfter int
 	// HistoryLimit is how many finished deliveries each endpoint keeps (pending ones are
 	// always kept). 0 means 100.
 	HistoryLimit int
+	// PayloadCache is how many event bodies stay in memory (0 = 10,000); the rest are read
+	// back from the WAL when an attempt needs them.
+	PayloadCache int
+	// IdempotencyCache is how many ingest idempotency keys are remembered (0 = 100,000).
+	IdempotencyCache int
+	// SnapshotBytes: a snapshot is taken after this many bytes of log (0 = 64 MiB).
+	SnapshotBytes int64
+	// SnapshotInterval: a snapshot is taken at least this often while anything changed
+	// (0 = 5 minutes).
+	SnapshotInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OnReady is told about deliveries that became due for an attempt. It is called without
 	// the store's lock held and must not block for long.
 	OnReady func(Ready)
+	Logger  *slog.Logger
 }
 
 // Ready says a delivery can be attempted at Due.
@@ -54,13 +69,20 @@ type Ready struct {
 type Store struct {
 	opts Options
 	ids  idGen
+	log  *slog.Logger
+
+	wal      *wal.WAL // nil in memory mode
+	durable  bool     // payloads live in the WAL (set before replay, when wal is still nil)
+	payloads *lru.Cache[string, []byte]
+	persist  persister
 
 	mu         sync.Mutex
 	endpoints  map[string]*endpoint
 	order      []string // endpoint ids, ascending = creation order
 	deliveries map[string]*delivery
 	events     map[string]*event
-	idem       map[string]IngestResult
+	idem       *lru.Cache[string, IngestResult]
+	segRefs    map[uint64]int // live events per WAL segment
 }
 
 type endpoint struct {
@@ -102,9 +124,11 @@ type Attempt struct {
 	DurationMS int64     `json:"duration_ms"`
 }
 
-// event holds the envelope body while some delivery still needs it.
+// event is an accepted event that some delivery still needs. Its body lives in the WAL at
+// Pos (and in the payload cache); only a store without a log keeps Body here.
 type event struct {
 	Type string
+	Pos  wal.Position
 	Body []byte
 	live int // deliveries not yet finished
 }
@@ -115,21 +139,53 @@ type IngestResult struct {
 	Deliveries int    `json:"deliveries"`
 }
 
-// New returns an empty store.
+// New returns an empty store that keeps everything in memory.
 func New(opts Options) *Store {
+	opts.Dir = ""
+	s, _ := newStore(opts)
+	return s
+}
+
+func newStore(opts Options) (*Store, error) {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = 100
+	}
+	if opts.PayloadCache <= 0 {
+		opts.PayloadCache = 10_000
+	}
+	if opts.IdempotencyCache <= 0 {
+		opts.IdempotencyCache = 100_000
+	}
+	if opts.SnapshotBytes <= 0 {
+		opts.SnapshotBytes = 64 << 20
+	}
+	if opts.SnapshotInterval <= 0 {
+		opts.SnapshotInterval = 5 * time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	payloads, err := lru.New[string, []byte](opts.PayloadCache)
+	if err != nil {
+		return nil, fmt.Errorf("store: payload cache: %w", err)
+	}
+	idem, err := lru.New[string, IngestResult](opts.IdempotencyCache)
+	if err != nil {
+		return nil, fmt.Errorf("store: idempotency cache: %w", err)
+	}
 	return &Store{
 		opts:       opts,
+		log:        opts.Logger,
+		payloads:   payloads,
 		endpoints:  make(map[string]*endpoint),
 		deliveries: make(map[string]*delivery),
 		events:     make(map[string]*event),
-		idem:       make(map[string]IngestResult),
-	}
+		idem:       idem,
+		segRefs:    make(map[uint64]int),
+	}, nil
 }
 
 func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
@@ -138,15 +194,19 @@ func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millis
 // wait for durability; callers hold s.mu, release it, then wait, and only then notify or
 // acknowledge, so nothing is announced that a crash could take back.
 func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
-	wait := noWait
-	if s.opts.Log != nil {
-		b, err := rec.Marshal()
-		if err != nil {
-			return nil, nil, err
-		}
-		wait = s.opts.Log.Append(b)
+	if !s.durable {
+		return s.apply(rec, wal.Position{}), noWait, nil
 	}
-	return s.apply(rec), wait, nil
+	b, err := rec.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	pos, wait := s.wal.Append(b)
+	if err := s.wal.Err(); err != nil {
+		// Refuse before changing memory: what is not durable must not be acted on.
+		return nil, nil, err
+	}
+	return s.apply(rec, pos), wait, nil
 }
 
 func noWait() error { return nil }

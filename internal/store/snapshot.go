@@ -1,0 +1,233 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
+)
+
+// The snapshot is streamed, one JSON object per line, so neither writing nor reading it ever
+// holds the whole state twice in memory:
+//
+//	BTSNAP 1
+//	{"k":"meta",...}  {"k":"ep",...}  {"k":"ev",...}  {"k":"dl",...}  {"k":"id",...}
+//	END <crc32c of every byte before this line, 8 hex digits> <number of object lines>
+const snapshotMagic = "BTSNAP 1\n"
+
+// ErrBadSnapshot is a snapshot file that does not decode; the relay refuses to start on it.
+var ErrBadSnapshot = errors.New("store: bad snapshot")
+
+type snapLine struct {
+	K string `json:"k"`
+
+	// meta
+	From   *wal.Position `json:"from,omitempty"`
+	LastMS uint64        `json:"last_ms,omitempty"`
+
+	Endpoint *endpoint `json:"ep,omitempty"`
+
+	// event (ev) and delivery (dl) and idempotency key (id)
+	ID         string        `json:"id,omitempty"`
+	Type       string        `json:"type,omitempty"`
+	Pos        *wal.Position `json:"pos,omitempty"`
+	Live       int           `json:"live,omitempty"`
+	EventID    string        `json:"ev,omitempty"`
+	EndpointID string        `json:"ep_id,omitempty"`
+	Status     string        `json:"s,omitempty"`
+	Test       bool          `json:"test,omitempty"`
+	Attempts   []Attempt     `json:"a,omitempty"`
+	Next       time.Time     `json:"next,omitzero"`
+	Key        string        `json:"key,omitempty"`
+	Deliveries int           `json:"n,omitempty"`
+}
+
+// writeSnapshot streams the state. Callers hold s.mu.
+func (s *Store) writeSnapshot(w io.Writer, from wal.Position) error {
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	mw := io.MultiWriter(w, crc)
+	enc := json.NewEncoder(mw)
+	if _, err := io.WriteString(mw, snapshotMagic); err != nil {
+		return err
+	}
+	n := 0
+	put := func(l *snapLine) error { n++; return enc.Encode(l) }
+	s.ids.mu.Lock()
+	lastMS := s.ids.lastMS
+	s.ids.mu.Unlock()
+	if err := put(&snapLine{K: "meta", From: &from, LastMS: lastMS}); err != nil {
+		return err
+	}
+	for _, id := range s.order {
+		if err := put(&snapLine{K: "ep", Endpoint: s.endpoints[id]}); err != nil {
+			return err
+		}
+	}
+	for id, e := range s.events {
+		pos := e.Pos
+		if err := put(&snapLine{K: "ev", ID: id, Type: e.Type, Pos: &pos, Live: e.live}); err != nil {
+			return err
+		}
+	}
+	for _, id := range s.order {
+		for _, did := range s.endpoints[id].deliveries {
+			d := s.deliveries[did]
+			l := &snapLine{K: "dl", ID: d.ID, EventID: d.EventID, Type: d.EventType, EndpointID: d.EndpointID,
+				Status: d.Status, Test: d.Test, Attempts: d.Attempts, Next: d.NextAttemptAt}
+			if err := put(l); err != nil {
+				return err
+			}
+		}
+	}
+	for _, key := range s.idem.Keys() { // oldest first, so a restore keeps the LRU order
+		if r, ok := s.idem.Peek(key); ok {
+			if err := put(&snapLine{K: "id", Key: key, EventID: r.EventID, Deliveries: r.Deliveries}); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := fmt.Fprintf(w, "END %08x %d\n", crc.Sum32(), n)
+	return err
+}
+
+// readSnapshot restores a streamed snapshot into an empty store and returns where the log
+// replay starts. Any damage is ErrBadSnapshot: a snapshot is written atomically, so a bad one
+// is not a torn write to tolerate but a fault to stop on.
+func (s *Store) readSnapshot(r io.Reader) (wal.Position, error) {
+	var from wal.Position
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	br := bufio.NewReaderSize(r, 256<<10)
+	line, err := readLine(br, crc)
+	if err != nil || string(line) != snapshotMagic {
+		return from, fmt.Errorf("%w: missing header", ErrBadSnapshot)
+	}
+	n, sawMeta := 0, false
+	for {
+		line, err := readLine(br, nil)
+		if err != nil {
+			return from, fmt.Errorf("%w: truncated after %d lines", ErrBadSnapshot, n)
+		}
+		if bytes.HasPrefix(line, []byte("END ")) {
+			return from, checkTrailer(line, crc, n, sawMeta)
+		}
+		crc.Write(line)
+		n++
+		var l snapLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			return from, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, n+1, err)
+		}
+		if err := s.restoreLine(&l, &from, &sawMeta); err != nil {
+			return from, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, n+1, err)
+		}
+	}
+}
+
+func (s *Store) restoreLine(l *snapLine, from *wal.Position, sawMeta *bool) error {
+	switch l.K {
+	case "meta":
+		if l.From == nil {
+			return errors.New("meta without position")
+		}
+		*from, *sawMeta = *l.From, true
+		s.ids.seen(l.LastMS)
+	case "ep":
+		ep := l.Endpoint
+		if ep == nil || !ValidID("ep_", ep.ID) || s.endpoints[ep.ID] != nil {
+			return errors.New("bad endpoint")
+		}
+		ep.deliveries, ep.finished = nil, 0
+		if ep.EventTypes == nil {
+			ep.EventTypes = []string{}
+		}
+		s.endpoints[ep.ID] = ep
+		s.order = append(s.order, ep.ID)
+		slices.Sort(s.order)
+	case "ev":
+		if l.ID == "" || l.Pos == nil || l.Live <= 0 {
+			return errors.New("bad event")
+		}
+		s.events[l.ID] = &event{Type: l.Type, Pos: *l.Pos, live: l.Live}
+		s.segRefs[l.Pos.Segment]++
+	case "dl":
+		ep := s.endpoints[l.EndpointID]
+		if ep == nil || !ValidID("dlv_", l.ID) || s.deliveries[l.ID] != nil {
+			return errors.New("bad delivery")
+		}
+		switch l.Status {
+		case statusPending, statusHeld:
+			if s.events[l.EventID] == nil {
+				return errors.New("pending delivery without its event")
+			}
+		case statusSucceeded, statusFailed:
+			ep.finished++
+		default:
+			return fmt.Errorf("bad delivery status %q", l.Status)
+		}
+		s.deliveries[l.ID] = &delivery{ID: l.ID, EventID: l.EventID, EventType: l.Type, EndpointID: l.EndpointID,
+			Status: l.Status, Test: l.Test, Attempts: l.Attempts, NextAttemptAt: l.Next}
+		ep.deliveries = append(ep.deliveries, l.ID) // written in ascending order
+	case "id":
+		if l.Key == "" {
+			return errors.New("bad idempotency key")
+		}
+		s.idem.Add(l.Key, IngestResult{EventID: l.EventID, Deliveries: l.Deliveries})
+	default:
+		return fmt.Errorf("unknown line kind %q", l.K)
+	}
+	return nil
+}
+
+func checkTrailer(line []byte, crc hash.Hash32, n int, sawMeta bool) error {
+	var sum uint32
+	var count int
+	f := bytes.Fields(line)
+	if len(f) != 3 {
+		return fmt.Errorf("%w: bad trailer", ErrBadSnapshot)
+	}
+	v, err1 := strconv.ParseUint(string(f[1]), 16, 32)
+	c, err2 := strconv.Atoi(string(f[2]))
+	sum, count = uint32(v), c
+	switch {
+	case err1 != nil || err2 != nil:
+		return fmt.Errorf("%w: bad trailer", ErrBadSnapshot)
+	case sum != crc.Sum32():
+		return fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	case count != n:
+		return fmt.Errorf("%w: %d lines, trailer says %d", ErrBadSnapshot, n, count)
+	case !sawMeta:
+		return fmt.Errorf("%w: no meta line", ErrBadSnapshot)
+	}
+	return nil
+}
+
+// readLine reads one line including its newline; lines are bounded so a damaged file cannot
+// make the reader allocate without limit.
+func readLine(br *bufio.Reader, crc hash.Hash32) ([]byte, error) {
+	var out []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		out = append(out, chunk...)
+		if len(out) > 64<<20 {
+			return nil, errors.New("line too long")
+		}
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			return nil, err
+		}
+	}
+	if crc != nil {
+		crc.Write(out)
+	}
+	return out, nil
+}

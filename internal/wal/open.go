@@ -1,0 +1,292 @@
+package wal
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Open opens (or creates) the log in opts.Dir and replays every record from `from` (the zero
+// Position means from the first segment) through fn, in order. fn's data is only valid during
+// the call. A torn tail is truncated; corruption before it fails with a *CorruptError unless
+// opts.Repair is set.
+func Open(opts Options, from Position, fn func(pos Position, data []byte) error) (*WAL, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.SegmentSize < segmentHeaderSize+frameHeaderSize+8 {
+		return nil, fmt.Errorf("wal: segment size %d is too small", opts.SegmentSize)
+	}
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	w := &WAL{
+		opts:    opts,
+		fs:      opts.FS,
+		log:     opts.Logger,
+		pending: newBatch(),
+		readers: make(map[uint64]File),
+		flushed: make(chan struct{}),
+	}
+	w.cond = sync.NewCond(&w.mu)
+	w.sealed = sync.NewCond(&w.mu)
+	if err := w.fs.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("wal: create dir %s: %w", opts.Dir, err)
+	}
+	names, err := w.fs.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: list %s: %w", opts.Dir, err)
+	}
+	for _, name := range names {
+		if seq, ok := parseSegmentName(name); ok {
+			w.segments = append(w.segments, seq)
+		}
+	}
+	if err := w.recover(from, fn); err != nil {
+		w.closeReaders()
+		return nil, err
+	}
+	go w.flushLoop()
+	return w, nil
+}
+
+func parseSegmentName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, ".wal")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(hex, 16, 64)
+	// Only the name path() gives seq: "…A.wal" is not segment 10, whose file is "…a.wal".
+	return seq, err == nil && seq > 0 && fmt.Sprintf("%016x", seq) == hex
+}
+
+// recover replays segments from `from` on, repairs or refuses damage, and opens the tail.
+func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
+	if from.Segment == 0 {
+		from.Segment = 1
+		if len(w.segments) > 0 {
+			from.Segment = w.segments[0]
+		}
+	}
+	if from.Offset < segmentHeaderSize {
+		from.Offset = segmentHeaderSize
+	}
+	var replay []uint64
+	for _, seq := range w.segments {
+		if seq >= from.Segment {
+			replay = append(replay, seq)
+		}
+	}
+	// The snapshot may name a segment that a crash kept from being created: start it now.
+	if len(replay) == 0 {
+		if n := len(w.segments); n > 0 && w.segments[n-1] >= from.Segment {
+			return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
+		}
+		f, err := w.createSegment(from.Segment)
+		if err != nil {
+			return err
+		}
+		w.file, w.fileSeq = f, from.Segment
+		w.tailSeg, w.tailOff = from.Segment, segmentHeaderSize
+		return nil
+	}
+	if replay[0] != from.Segment {
+		return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
+	}
+	for i := 1; i < len(replay); i++ {
+		if replay[i] != replay[i-1]+1 {
+			return &CorruptError{File: w.path(replay[i-1] + 1), Reason: "segment missing from the sequence"}
+		}
+	}
+	var end int64
+	for i, seq := range replay {
+		last := i == len(replay)-1
+		start := int64(segmentHeaderSize)
+		if seq == from.Segment {
+			start = from.Offset
+		}
+		stop, err := w.replaySegment(seq, start, last, fn)
+		if err != nil {
+			ce, ok := err.(*CorruptError)
+			if !ok || !w.opts.Repair {
+				return err
+			}
+			if err := w.repair(ce, seq, replay[i+1:]); err != nil {
+				return err
+			}
+			end, last = ce.Offset, true
+			replay = replay[:i+1]
+		} else {
+			end = stop
+		}
+		if last {
+			break
+		}
+	}
+	tail := replay[len(replay)-1]
+	f, err := w.fs.OpenFile(w.path(tail), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: open segment %d for append: %w", tail, err)
+	}
+	w.file, w.fileSeq = f, tail
+	w.tailSeg, w.tailOff, w.writing = tail, end, tail
+	return nil
+}
+
+// replaySegment feeds one segment's records from start to fn and returns the offset where
+// its valid records end. In the last segment a torn tail is truncated; anything else that does
+// not decode is a *CorruptError.
+func (w *WAL) replaySegment(seq uint64, start int64, last bool, fn func(Position, []byte) error) (int64, error) {
+	name := w.path(seq)
+	data, err := ReadFile(w.fs, name)
+	if err != nil {
+		return 0, fmt.Errorf("wal: read segment %d: %w", seq, err)
+	}
+	if len(data) < segmentHeaderSize && last && (allZero(data) || bytes.HasPrefix(segmentHeader(seq), data)) {
+		// Created, but its header never reached the disk whole: it holds no record.
+		w.log.Warn("wal: rewriting the header of an empty last segment", "file", name, "bytes", len(data))
+		return segmentHeaderSize, w.rewriteHeader(seq)
+	}
+	if !checkSegmentHeader(data, seq) {
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad segment header"}
+	}
+	if start > int64(len(data)) {
+		return 0, &CorruptError{File: name, Offset: start, Reason: "snapshot position is past the end of the segment"}
+	}
+	off := start
+	for off < int64(len(data)) {
+		rec, size, err := decodeFrame(data[off:])
+		if err == nil {
+			if err := fn(Position{Segment: seq, Offset: off}, rec); err != nil {
+				return 0, fmt.Errorf("wal: replay record in segment %d at %d: %w", seq, off, err)
+			}
+			off += int64(size)
+			continue
+		}
+		if last && !validFrameAfter(data, off) {
+			cut := int64(len(data)) - off
+			w.log.Warn("wal: truncating torn tail", "file", name, "offset", off, "bytes", cut, "reason", err.Error())
+			if err := w.truncate(name, off); err != nil {
+				return 0, err
+			}
+			return off, nil
+		}
+		return 0, &CorruptError{File: name, Offset: off, Reason: err.Error()}
+	}
+	return off, nil
+}
+
+// validFrameAfter looks for any intact frame past a bad one. Finding one means the bad frame
+// is not a torn end but damage in the middle.
+func validFrameAfter(data []byte, off int64) bool {
+	for p := off + frameHeaderSize; p+frameHeaderSize <= int64(len(data)); p += 8 {
+		if _, _, err := decodeFrame(data[p:]); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *WAL) truncate(name string, size int64) error {
+	f, err := w.fs.OpenFile(name, os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: open %s to truncate: %w", name, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("wal: truncate %s at %d: %w", name, size, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync %s after truncate: %w", name, err)
+	}
+	return nil
+}
+
+func (w *WAL) rewriteHeader(seq uint64) error {
+	name := w.path(seq)
+	f, err := w.fs.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", name, err)
+	}
+	defer f.Close()
+	if _, err := f.Write(segmentHeader(seq)); err != nil {
+		return fmt.Errorf("wal: write header of %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", name, err)
+	}
+	return nil
+}
+
+// repair keeps a copy of the damaged segment, truncates it at the last good record, and moves
+// every later segment aside, so the log ends where the good records end.
+func (w *WAL) repair(ce *CorruptError, seq uint64, later []uint64) error {
+	suffix := ".damaged-" + strconv.FormatInt(time.Now().Unix(), 10)
+	data, err := ReadFile(w.fs, ce.File)
+	if err != nil {
+		return fmt.Errorf("wal: repair: read %s: %w", ce.File, err)
+	}
+	if err := WriteFileAtomic(w.fs, ce.File+suffix, data); err != nil {
+		return fmt.Errorf("wal: repair: keep a copy of %s: %w", ce.File, err)
+	}
+	off := ce.Offset
+	if off > int64(len(data)) {
+		// Truncating would extend the file with zeros, not cut damage off.
+		return ce
+	}
+	if off < segmentHeaderSize {
+		off = 0
+	}
+	// Move later segments aside before truncating, newest first, and make that durable: a
+	// crash part way then leaves the damage in place (so the next Open finds it again) and
+	// never a clean-looking log with a hole in the middle.
+	for _, s := range slices.Backward(later) {
+		if err := w.fs.Rename(w.path(s), w.path(s)+suffix); err != nil {
+			return fmt.Errorf("wal: repair: move segment %d aside: %w", s, err)
+		}
+	}
+	if err := w.fs.SyncDir(w.opts.Dir); err != nil {
+		return fmt.Errorf("wal: repair: fsync dir: %w", err)
+	}
+	w.segments = w.segments[:len(w.segments)-len(later)]
+	if err := w.truncate(ce.File, off); err != nil {
+		return err
+	}
+	if off == 0 {
+		if err := w.rewriteHeader(seq); err != nil {
+			return err
+		}
+		ce.Offset = segmentHeaderSize
+	}
+	w.log.Warn("wal: repaired corruption", "file", ce.File, "offset", ce.Offset, "reason", ce.Reason,
+		"copy", ce.File+suffix, "bytes_dropped", int64(len(data))-ce.Offset, "later_segments_moved", len(later))
+	return nil
+}
+
+func (w *WAL) closeReaders() {
+	for seq, f := range w.readers {
+		f.Close()
+		delete(w.readers, seq)
+	}
+	if w.file != nil {
+		w.file.Close()
+	}
+}

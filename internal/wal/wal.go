@@ -1,0 +1,438 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// SyncPolicy says when appended records are fsynced.
+type SyncPolicy int
+
+const (
+	SyncBatch  SyncPolicy = iota // group commit: one fsync per batch of concurrent appends
+	SyncAlways                   // one fsync per record
+	SyncNone                     // no fsync: survives a process crash, not power loss
+)
+
+// ParseSyncPolicy reads "batch", "always" or "none".
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch s {
+	case "batch":
+		return SyncBatch, nil
+	case "always":
+		return SyncAlways, nil
+	case "none":
+		return SyncNone, nil
+	}
+	return 0, fmt.Errorf("wal: unknown fsync policy %q (batch, always, none)", s)
+}
+
+// Sentinel errors.
+var (
+	// ErrCorrupt is damage before the tail of the log; see CorruptError.
+	ErrCorrupt = errors.New("wal: corrupt log")
+	// ErrFailed is returned by every append after a write or fsync failed.
+	ErrFailed = errors.New("wal: log failed")
+	// ErrClosed is returned by appends (and reads of segments not yet open) after Close.
+	ErrClosed = errors.New("wal: closed")
+)
+
+// CorruptError names where the damage is.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d (start with --wal-repair to keep a copy of the damaged segment and truncate at the last good record)",
+		e.Reason, e.File, e.Offset)
+}
+
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// Options configures a log. The zero value of each field takes the default.
+type Options struct {
+	Dir         string
+	SegmentSize int64 // rotate past this many bytes (default 64 MiB)
+	Sync        SyncPolicy
+	FS          FS // default OSFS
+	Logger      *slog.Logger
+	// Repair, when Open finds corruption before the tail, keeps a copy of the damaged
+	// segment and truncates at the last good record instead of refusing.
+	Repair bool
+}
+
+// DefaultSegmentSize is 64 MiB.
+const DefaultSegmentSize = 64 << 20
+
+// Position addresses a record: its segment and the offset of its frame.
+type Position struct {
+	Segment uint64 `json:"segment"`
+	Offset  int64  `json:"offset"`
+}
+
+// WAL is an open log. Append is safe for concurrent use, but its order is the order of calls,
+// so callers that need a total order serialise their calls.
+type WAL struct {
+	opts Options
+	fs   FS
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	cond     *sync.Cond // wakes the flusher
+	sealed   *sync.Cond // wakes Remove when writing moves on
+	tailSeg  uint64     // segment of the next append
+	tailOff  int64      // offset of the next append
+	pending  *batch
+	failed   error
+	closed   bool
+	segments []uint64 // existing segment files, ascending
+	writing  uint64   // segment the flusher writes: every earlier one is fsynced and closed
+	written  int64    // bytes appended since Open, for callers that snapshot by volume
+
+	file    File // the segment being written; owned by the flusher
+	fileSeq uint64
+
+	readMu  sync.Mutex
+	readers map[uint64]File
+
+	flushed chan struct{}
+}
+
+// batch is what one write (and, with SyncBatch, one fsync) covers.
+type batch struct {
+	buf  []byte
+	cuts []cut // where later records start going into a new segment
+	done chan struct{}
+	err  error
+}
+
+type cut struct {
+	off int
+	seg uint64
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+func (b *batch) empty() bool { return len(b.buf) == 0 && len(b.cuts) == 0 }
+
+func (w *WAL) path(seq uint64) string {
+	return filepath.Join(w.opts.Dir, fmt.Sprintf("%016x.wal", seq))
+}
+
+// Append queues a record and returns its position and a wait that returns once the record is
+// durable under the sync policy (or the error that stopped it). It never blocks on I/O.
+func (w *WAL) Append(data []byte) (Position, func() error) {
+	w.mu.Lock()
+	if err := w.stateErr(); err != nil {
+		w.mu.Unlock()
+		return Position{}, func() error { return err }
+	}
+	if len(data) == 0 || len(data) > MaxRecordSize {
+		w.mu.Unlock()
+		err := fmt.Errorf("wal: record of %d bytes (1..%d allowed)", len(data), MaxRecordSize)
+		return Position{}, func() error { return err }
+	}
+	size := int64(frameSize(len(data)))
+	if w.tailOff+size > w.opts.SegmentSize && w.tailOff > segmentHeaderSize {
+		w.cutLocked()
+	}
+	pos := Position{Segment: w.tailSeg, Offset: w.tailOff}
+	b := w.pending
+	b.buf = appendFrame(b.buf, data)
+	w.tailOff += size
+	w.written += size
+	w.cond.Signal()
+	w.mu.Unlock()
+	return pos, func() error { <-b.done; return b.err }
+}
+
+// Rotate makes the next append start a new segment and returns where that will be. Callers
+// snapshot their state at this position: replay from it needs no earlier segment.
+func (w *WAL) Rotate() Position {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.tailOff > segmentHeaderSize && w.stateErr() == nil {
+		w.cutLocked()
+		w.cond.Signal()
+	}
+	return Position{Segment: w.tailSeg, Offset: w.tailOff}
+}
+
+func (w *WAL) cutLocked() {
+	w.tailSeg++
+	w.tailOff = segmentHeaderSize
+	w.pending.cuts = append(w.pending.cuts, cut{off: len(w.pending.buf), seg: w.tailSeg})
+}
+
+func (w *WAL) stateErr() error {
+	if w.closed {
+		return ErrClosed
+	}
+	if w.failed != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, w.failed)
+	}
+	return nil
+}
+
+// Err reports the failure that stopped the log, or nil while it is healthy.
+func (w *WAL) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, w.failed)
+	}
+	return nil
+}
+
+// Written is how many bytes were appended since Open.
+func (w *WAL) Written() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written
+}
+
+// Segments lists the segment files, oldest first.
+func (w *WAL) Segments() []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.segments)
+}
+
+// flushLoop writes batches in order until Close; it is the only writer of segment files.
+func (w *WAL) flushLoop() {
+	defer close(w.flushed)
+	for {
+		w.mu.Lock()
+		for w.pending.empty() && !w.closed {
+			w.cond.Wait()
+		}
+		if w.pending.empty() && w.closed {
+			w.mu.Unlock()
+			return
+		}
+		b := w.pending
+		w.pending = newBatch()
+		failed := w.failed
+		w.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			if err = w.writeBatch(b); err != nil {
+				w.log.Error("wal failed: no further records will be acknowledged", "err", err)
+				w.mu.Lock()
+				w.failed = err
+				w.sealed.Broadcast()
+				w.mu.Unlock()
+			}
+		}
+		if err != nil {
+			b.err = fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		close(b.done)
+	}
+}
+
+func (w *WAL) writeBatch(b *batch) error {
+	off, ci, dirty := 0, 0, false
+	for off < len(b.buf) || ci < len(b.cuts) {
+		if ci < len(b.cuts) && b.cuts[ci].off == off {
+			if err := w.startSegment(b.cuts[ci].seg); err != nil {
+				return err
+			}
+			ci++
+			continue
+		}
+		end := len(b.buf)
+		if ci < len(b.cuts) {
+			end = b.cuts[ci].off
+		}
+		if w.opts.Sync == SyncAlways {
+			end = off + frameSize(int(binary.LittleEndian.Uint32(b.buf[off:])))
+		}
+		if _, err := w.file.Write(b.buf[off:end]); err != nil {
+			return fmt.Errorf("wal: write segment %d: %w", w.fileSeq, err)
+		}
+		dirty = true
+		if w.opts.Sync == SyncAlways {
+			if err := w.file.Sync(); err != nil {
+				return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
+			}
+			dirty = false
+		}
+		off = end
+	}
+	if dirty && w.opts.Sync == SyncBatch {
+		if err := w.file.Sync(); err != nil {
+			return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
+		}
+	}
+	return nil
+}
+
+// startSegment seals the current segment and creates seq. A sealed segment is fsynced whole,
+// which is what lets recovery treat damage outside the last segment as corruption.
+func (w *WAL) startSegment(seq uint64) error {
+	if w.file != nil {
+		if w.opts.Sync != SyncNone {
+			if err := w.file.Sync(); err != nil {
+				return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
+			}
+		}
+		if err := w.file.Close(); err != nil {
+			return fmt.Errorf("wal: close segment %d: %w", w.fileSeq, err)
+		}
+		w.file = nil
+	}
+	f, err := w.createSegment(seq)
+	if err != nil {
+		return err
+	}
+	w.file, w.fileSeq = f, seq
+	return nil
+}
+
+func (w *WAL) createSegment(seq uint64) (File, error) {
+	name := w.path(seq)
+	f, err := w.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("wal: create segment %d: %w", seq, err)
+	}
+	if _, err := f.Write(segmentHeader(seq)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: write header of segment %d: %w", seq, err)
+	}
+	if w.opts.Sync != SyncNone {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("wal: fsync segment %d: %w", seq, err)
+		}
+	}
+	if err := w.fs.SyncDir(w.opts.Dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: fsync dir after creating segment %d: %w", seq, err)
+	}
+	w.mu.Lock()
+	w.segments = append(w.segments, seq)
+	w.writing = seq
+	w.sealed.Broadcast()
+	w.mu.Unlock()
+	return f, nil
+}
+
+// ReadAt returns a copy of the record at pos, checking its CRC.
+func (w *WAL) ReadAt(pos Position) ([]byte, error) {
+	f, err := w.reader(pos.Segment)
+	if err != nil {
+		return nil, err
+	}
+	var h [frameHeaderSize]byte
+	if _, err := f.ReadAt(h[:], pos.Offset); err != nil {
+		return nil, fmt.Errorf("wal: read segment %d at %d: %w", pos.Segment, pos.Offset, err)
+	}
+	n := binary.LittleEndian.Uint32(h[0:4])
+	if n == 0 || n > MaxRecordSize {
+		return nil, &CorruptError{File: w.path(pos.Segment), Offset: pos.Offset, Reason: "bad record length"}
+	}
+	data := make([]byte, n)
+	if _, err := f.ReadAt(data, pos.Offset+frameHeaderSize); err != nil {
+		return nil, fmt.Errorf("wal: read segment %d at %d: %w", pos.Segment, pos.Offset, err)
+	}
+	if checksum(h[0:4], data) != binary.LittleEndian.Uint32(h[4:8]) {
+		return nil, &CorruptError{File: w.path(pos.Segment), Offset: pos.Offset, Reason: "CRC mismatch"}
+	}
+	return data, nil
+}
+
+func (w *WAL) reader(seq uint64) (File, error) {
+	w.readMu.Lock()
+	defer w.readMu.Unlock()
+	if f, ok := w.readers[seq]; ok {
+		return f, nil
+	}
+	w.mu.Lock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed { // Close has closed the readers, or will: do not open one it would miss
+		return nil, ErrClosed
+	}
+	f, err := w.fs.OpenFile(w.path(seq), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("wal: open segment %d for reading: %w", seq, err)
+	}
+	w.readers[seq] = f
+	return f, nil
+}
+
+// Remove deletes a segment the caller no longer needs (a snapshot covers it and no live
+// record is read from it). The segment being written cannot be removed. A segment that Rotate
+// (or a full segment) ended is removed once the flusher has sealed it.
+func (w *WAL) Remove(seq uint64) error {
+	w.mu.Lock()
+	// Before the flusher reaches the cut, seq may still be written to, or not exist yet.
+	for seq >= w.writing && seq < w.tailSeg && w.failed == nil {
+		w.sealed.Wait()
+	}
+	if seq >= w.writing {
+		w.mu.Unlock()
+		return fmt.Errorf("wal: segment %d is not sealed", seq)
+	}
+	i, ok := slices.BinarySearch(w.segments, seq)
+	if !ok {
+		w.mu.Unlock()
+		return nil
+	}
+	w.segments = slices.Delete(w.segments, i, i+1)
+	w.mu.Unlock()
+
+	w.readMu.Lock()
+	if f, ok := w.readers[seq]; ok {
+		f.Close()
+		delete(w.readers, seq)
+	}
+	w.readMu.Unlock()
+	if err := w.fs.Remove(w.path(seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("wal: remove segment %d: %w", seq, err)
+	}
+	if err := w.fs.SyncDir(w.opts.Dir); err != nil {
+		return fmt.Errorf("wal: fsync dir after removing segment %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Close writes what is queued, then closes the files. Appends after Close fail.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	<-w.flushed
+
+	var err error
+	if w.file != nil {
+		if w.opts.Sync != SyncNone && w.Err() == nil {
+			err = w.file.Sync()
+		}
+		if cerr := w.file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	w.readMu.Lock()
+	for seq, f := range w.readers {
+		f.Close()
+		delete(w.readers, seq)
+	}
+	w.readMu.Unlock()
+	return err
+}
