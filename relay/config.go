@@ -37,6 +37,7 @@ type Config struct {
 	IdempotencyCache     int
 	SnapshotBytes        int64
 	SnapshotInterval     time.Duration
+	MemoryLimit          int64
 	LogFormat            string
 	LogLevel             slog.Level
 	Version              string
@@ -59,7 +60,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
 	var allowHTTP, allowPrivate, walRepair string
-	var segSize, payloadCache, idemCache, snapBytes, snapInterval string
+	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
 	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for admin and ingest (default: generated on first start into <data-dir>/api-token)")
@@ -82,6 +83,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&idemCache, "idempotency-cache", env("BLAMETRAIL_IDEMPOTENCY_CACHE", "100000"), "ingest idempotency keys remembered (LRU)")
 	fs.StringVar(&snapBytes, "snapshot-bytes", env("BLAMETRAIL_SNAPSHOT_BYTES", "67108864"), "take a snapshot after this many bytes of WAL")
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
+	fs.StringVar(&memLimit, "memory-limit", env("BLAMETRAIL_MEMORY_LIMIT", "402653184"), "soft memory limit in bytes for the Go runtime (0 = none; GOMEMLIMIT wins when set)")
 	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
 	fs.StringVar(&level, "log-level", env("BLAMETRAIL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +111,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.PayloadCache = p.integer("payload-cache", payloadCache, 1, 10_000_000)
 	c.IdempotencyCache = p.integer("idempotency-cache", idemCache, 1, 100_000_000)
 	c.SnapshotBytes = int64(p.integer("snapshot-bytes", snapBytes, 1<<20, 1<<40))
+	c.MemoryLimit = int64(p.integer("memory-limit", memLimit, 0, 1<<40))
 	c.SnapshotInterval = p.duration("snapshot-interval", snapInterval, time.Second, 24*time.Hour)
 	c.AllowPrivateNetworks = p.boolean("allow-private-networks", allowPrivate)
 	switch c.Fsync {

@@ -51,7 +51,7 @@ type Engine struct {
 
 type queue struct {
 	endpointID string
-	ready      []string // delivery ids, FIFO
+	ready      []store.DeliveryID // FIFO
 	head       int
 	inFlight   int
 }
@@ -87,11 +87,11 @@ func (e *Engine) Ready(r store.Ready) {
 		return
 	}
 	if !r.Due.After(time.Now()) {
-		e.enqueue(r.EndpointID, r.DeliveryID)
+		e.enqueue(r.EndpointID, r.Delivery)
 		return
 	}
 	heap.Push(&e.timers, r)
-	if e.timers[0].DeliveryID == r.DeliveryID {
+	if e.timers[0].Delivery == r.Delivery {
 		select {
 		case e.wake <- struct{}{}:
 		default:
@@ -142,7 +142,7 @@ func (e *Engine) timerLoop() {
 		now := time.Now()
 		for len(e.timers) > 0 && !e.timers[0].Due.After(now) {
 			r := heap.Pop(&e.timers).(store.Ready)
-			e.enqueue(r.EndpointID, r.DeliveryID)
+			e.enqueue(r.EndpointID, r.Delivery)
 		}
 		next := time.Hour
 		if len(e.timers) > 0 {
@@ -161,13 +161,13 @@ func (e *Engine) timerLoop() {
 
 // enqueue adds a due delivery to its endpoint's queue and starts attempts up to the bound.
 // Callers hold e.mu.
-func (e *Engine) enqueue(endpointID, deliveryID string) {
+func (e *Engine) enqueue(endpointID string, id store.DeliveryID) {
 	q, ok := e.queues[endpointID]
 	if !ok {
 		q = &queue{endpointID: endpointID}
 		e.queues[endpointID] = q
 	}
-	q.ready = append(q.ready, deliveryID)
+	q.ready = append(q.ready, id)
 	e.dispatch(q)
 }
 
@@ -175,7 +175,6 @@ func (e *Engine) enqueue(endpointID, deliveryID string) {
 func (e *Engine) dispatch(q *queue) {
 	for !e.stopping && q.inFlight < e.cfg.MaxInFlight && q.head < len(q.ready) {
 		id := q.ready[q.head]
-		q.ready[q.head] = ""
 		q.head++
 		q.inFlight++
 		e.inFlight.Add(1)
@@ -192,9 +191,9 @@ func (e *Engine) dispatch(q *queue) {
 	}
 }
 
-func (e *Engine) run(q *queue, deliveryID string) {
+func (e *Engine) run(q *queue, id store.DeliveryID) {
 	defer e.inFlight.Done()
-	if job, ok := e.cfg.Store.Begin(deliveryID, time.Now()); ok {
+	if job, ok := e.cfg.Store.Begin(id, time.Now()); ok {
 		e.attempt(job)
 	}
 	e.mu.Lock()
@@ -206,7 +205,7 @@ func (e *Engine) run(q *queue, deliveryID string) {
 // attempt performs one attempt and records it.
 func (e *Engine) attempt(job store.Job) {
 	res := e.sender.send(job)
-	out := store.Outcome{DeliveryID: job.DeliveryID, Attempt: res.attempt, Success: res.success, Gone: res.gone}
+	out := store.Outcome{Delivery: job.Delivery, Attempt: res.attempt, Success: res.success, Gone: res.gone}
 	if !res.success && !res.gone && !job.Test {
 		if d, ok := retryDelay(e.cfg.Schedule, job.N, res.retryAfter); ok {
 			out.RetryAt = res.attempt.At.Add(time.Duration(res.attempt.DurationMS)*time.Millisecond + d)
@@ -215,10 +214,10 @@ func (e *Engine) attempt(job store.Job) {
 	disabled, err := e.cfg.Store.Finish(out)
 	if err != nil {
 		// The outcome is not durable; the delivery stays pending and a restart retries it.
-		e.log.Error("record attempt", "delivery_id", job.DeliveryID, "endpoint_id", job.EndpointID, "err", err)
+		e.log.Error("record attempt", "delivery_id", job.Delivery.String(), "endpoint_id", job.EndpointID, "err", err)
 		return
 	}
-	attrs := []any{"delivery_id", job.DeliveryID, "endpoint_id", job.EndpointID, "event_type", job.EventType,
+	attrs := []any{"delivery_id", job.Delivery.String(), "endpoint_id", job.EndpointID, "event_type", job.EventType,
 		"attempt", job.N, "status_code", res.attempt.StatusCode, "duration_ms", res.attempt.DurationMS}
 	if res.attempt.Error != "" {
 		attrs = append(attrs, "error", res.attempt.Error)
@@ -227,7 +226,7 @@ func (e *Engine) attempt(job store.Job) {
 	case res.success:
 		e.log.Debug("delivery succeeded", attrs...)
 	case !out.RetryAt.IsZero():
-		e.log.Info("attempt failed, retry scheduled", append(attrs, "retry_at", out.RetryAt)...)
+		e.log.Debug("attempt failed, retry scheduled", append(attrs, "retry_at", out.RetryAt)...)
 	default:
 		e.log.Warn("delivery failed", attrs...)
 	}

@@ -87,7 +87,8 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
 	ts := now.Unix()
 	var buf [80]byte
 	tsText := strconv.AppendInt(buf[:0], ts, 10)
-	sig := signer.AppendSignature(buf[len(tsText):len(tsText)], job.DeliveryID, ts, job.Body)
+	dlv := job.Delivery.String()
+	sig := signer.AppendSignature(buf[len(tsText):len(tsText)], dlv, ts, job.Body)
 
 	req.Header.DisableNormalizing()
 	req.SetRequestURI(job.URL)
@@ -95,10 +96,10 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
 	req.Header.SetContentType("application/json")
 	req.Header.SetUserAgent(s.cfg.UserAgent)
 	req.Header.Set(signature.HeaderBlameTrailEvent, job.EventType)
-	req.Header.Set(signature.HeaderBlameTrailDelivery, job.DeliveryID)
+	req.Header.Set(signature.HeaderBlameTrailDelivery, dlv)
 	req.Header.SetBytesV(signature.HeaderBlameTrailTimestamp, tsText)
 	req.Header.SetBytesV(signature.HeaderBlameTrailSignature, sig)
-	req.Header.Set(signature.HeaderID, job.DeliveryID)
+	req.Header.Set(signature.HeaderID, dlv)
 	req.Header.SetBytesV(signature.HeaderTimestamp, tsText)
 	req.Header.SetBytesV(signature.HeaderSignature, sig)
 	req.SetBodyRaw(job.Body)

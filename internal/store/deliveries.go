@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
-	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 // Ingest accepts an event and fans it out to every active endpoint subscribed to its type.
@@ -94,7 +93,7 @@ func envelope(id, typ string, at time.Time, data []byte) []byte {
 
 // Job is what the engine needs for one attempt, copied out so no lock is held over I/O.
 type Job struct {
-	DeliveryID string
+	Delivery   DeliveryID
 	EndpointID string
 	EventType  string
 	URL        string
@@ -107,32 +106,26 @@ type Job struct {
 // Begin claims a due delivery for an attempt. It reports false when the delivery is gone,
 // finished, held, already in flight, or not yet due — the engine then just drops its entry.
 // A payload that fell out of the cache is read back from the WAL, outside the lock.
-func (s *Store) Begin(deliveryID string, now time.Time) (Job, bool) {
+func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	s.mu.Lock()
-	d, ok := s.deliveries[deliveryID]
-	if !ok || d.Status != statusPending || d.inFlight || now.Before(d.NextAttemptAt) {
-		s.mu.Unlock()
-		return Job{}, false
-	}
-	ep := s.endpoints[d.EndpointID]
-	e, ok := s.events[d.EventID]
-	if !ok || !ep.Active {
+	d, ok := s.deliveries[id]
+	if !ok || d.status != stPending || d.inFlight || now.UnixMilli() < d.next || !d.ep.Active {
 		s.mu.Unlock()
 		return Job{}, false
 	}
 	d.inFlight = true
 	job := Job{
-		DeliveryID: d.ID, EndpointID: d.EndpointID, EventType: d.EventType,
-		URL: ep.URL, Secret: ep.Secret, Body: e.Body, N: len(d.Attempts) + 1, Test: d.Test,
+		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
+		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
 	}
-	pos := e.Pos
+	e := *d.ev
 	s.mu.Unlock()
 	if job.Body != nil {
 		return job, true
 	}
-	body, err := s.payload(d.EventID, pos)
+	body, err := s.payload(&e)
 	if err != nil {
-		s.log.Error("read event payload back from the WAL", "event_id", d.EventID, "delivery_id", d.ID, "err", err)
+		s.log.Error("read event payload back from the WAL", "event_id", e.id.format("evt_"), "delivery_id", id.String(), "err", err)
 		s.mu.Lock()
 		d.inFlight = false
 		s.mu.Unlock()
@@ -143,11 +136,11 @@ func (s *Store) Begin(deliveryID string, now time.Time) (Job, bool) {
 }
 
 // payload returns an event's body from the cache or, on a miss, from its WAL record.
-func (s *Store) payload(eventID string, pos wal.Position) ([]byte, error) {
-	if b, ok := s.payloads.Get(eventID); ok {
+func (s *Store) payload(e *event) ([]byte, error) {
+	if b, ok := s.payloads.Get(e.id); ok {
 		return b, nil
 	}
-	raw, err := s.wal.ReadAt(pos)
+	raw, err := s.wal.ReadAt(e.pos)
 	if err != nil {
 		return nil, err
 	}
@@ -155,20 +148,20 @@ func (s *Store) payload(eventID string, pos wal.Position) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.Event == nil || rec.Event.ID != eventID {
-		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", pos.Segment, pos.Offset, eventID)
+	if rec.Event == nil || rec.Event.ID != e.id.format("evt_") {
+		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", e.pos.Segment, e.pos.Offset, e.id.format("evt_"))
 	}
-	s.payloads.Add(eventID, rec.Event.Body)
+	s.payloads.Add(e.id, rec.Event.Body)
 	return rec.Event.Body, nil
 }
 
 // Outcome is an attempt's result as the engine judged it.
 type Outcome struct {
-	DeliveryID string
-	Attempt    Attempt
-	Success    bool
-	Gone       bool      // 410: disable the endpoint now
-	RetryAt    time.Time // zero: no attempts left
+	Delivery DeliveryID
+	Attempt  Attempt
+	Success  bool
+	Gone     bool      // 410: disable the endpoint now
+	RetryAt  time.Time // zero: no attempts left
 }
 
 // Finish records an attempt begun with Begin and decides what follows: the delivery's status,
@@ -176,29 +169,29 @@ type Outcome struct {
 // disabled reason when this attempt disabled the endpoint.
 func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	s.mu.Lock()
-	d, ok := s.deliveries[o.DeliveryID]
+	d, ok := s.deliveries[o.Delivery]
 	if !ok {
 		s.mu.Unlock()
 		return "", nil // deleted with its endpoint while the attempt ran
 	}
-	ep := s.endpoints[d.EndpointID]
-	a := &AttemptRecord{DeliveryID: d.ID, Attempt: o.Attempt, Failures: ep.ConsecutiveFailures}
+	ep := d.ep
+	a := &AttemptRecord{DeliveryID: d.id.String(), Attempt: o.Attempt, Failures: ep.ConsecutiveFailures}
 	switch {
 	case o.Success:
-		a.Status = statusSucceeded
-		if !d.Test {
+		a.Status = api.StatusSucceeded
+		if !d.test {
 			a.Failures = 0
 		}
 	case o.Gone:
-		a.Status = statusFailed
+		a.Status = api.StatusFailed
 		a.Disable = api.DisabledGone
 	case !o.RetryAt.IsZero():
-		a.Status = statusPending
+		a.Status = api.StatusPending
 		a.RetryAt = o.RetryAt.UTC()
 	default:
-		a.Status = statusFailed
+		a.Status = api.StatusFailed
 	}
-	if a.Status == statusFailed && !d.Test {
+	if a.Status == api.StatusFailed && !d.test {
 		a.Failures++
 		if a.Disable == "" && s.opts.DisableAfter > 0 && a.Failures >= s.opts.DisableAfter {
 			a.Disable = api.DisabledConsecutiveFailures
@@ -212,7 +205,10 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if err != nil {
 		d.inFlight = false
 	}
-	status := d.Status
+	var next []Ready
+	if err == nil && d.status == stPending {
+		next = []Ready{d.ready()}
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return "", err
@@ -220,17 +216,19 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if err := wait(); err != nil {
 		return "", err
 	}
-	if status == statusPending {
-		s.notify([]Ready{{DeliveryID: d.ID, EndpointID: d.EndpointID, Due: a.RetryAt}})
-	}
+	s.notify(next)
 	return a.Disable, nil
 }
 
 // Deliveries returns up to limit deliveries of an endpoint older than the one named by cursor
 // ("" = from the newest), newest first, and the next cursor ("" at the end).
 func (s *Store) Deliveries(endpointID, cursor string, limit int) ([]api.Delivery, string, error) {
-	if cursor != "" && !ValidID("dlv_", cursor) {
-		return nil, "", ErrBadCursor
+	var cur ID
+	if cursor != "" {
+		var ok bool
+		if cur, ok = parseID("dlv_", cursor); !ok {
+			return nil, "", ErrBadCursor
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,23 +238,31 @@ func (s *Store) Deliveries(endpointID, cursor string, limit int) ([]api.Delivery
 	}
 	end := len(ep.deliveries)
 	if cursor != "" {
-		end, _ = slices.BinarySearch(ep.deliveries, cursor)
+		end, _ = slices.BinarySearchFunc(ep.deliveries, cur, cmpDelivery)
 	}
 	out := make([]api.Delivery, 0, min(limit, end))
 	for i := end - 1; i >= 0; i-- {
+		d := ep.deliveries[i]
+		if d.removed {
+			continue
+		}
 		if len(out) == limit {
 			return out, out[len(out)-1].ID, nil
 		}
-		out = append(out, s.deliveries[ep.deliveries[i]].view())
+		out = append(out, d.view())
 	}
 	return out, "", nil
 }
 
 // Delivery returns one delivery.
 func (s *Store) Delivery(id string) (api.Delivery, error) {
+	did, ok := parseID("dlv_", id)
+	if !ok {
+		return api.Delivery{}, ErrNotFound
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.deliveries[id]
+	d, ok := s.deliveries[did]
 	if !ok {
 		return api.Delivery{}, ErrNotFound
 	}
@@ -265,23 +271,23 @@ func (s *Store) Delivery(id string) (api.Delivery, error) {
 
 func (d *delivery) view() api.Delivery {
 	v := api.Delivery{
-		ID: d.ID, EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID,
-		Status: d.Status, Attempts: make([]api.Attempt, len(d.Attempts)),
+		ID: d.id.String(), EventID: d.ev.id.format("evt_"), EventType: d.ev.typ, EndpointID: d.ep.ID,
+		Status: statusNames[d.status], Attempts: make([]api.Attempt, len(d.attempts)),
 	}
-	for i, a := range d.Attempts {
-		va := api.Attempt{N: a.N, At: a.At, DurationMS: a.DurationMS}
-		if a.StatusCode != 0 {
-			code := a.StatusCode
+	for i, a := range d.attempts {
+		va := api.Attempt{N: int(a.n), At: time.UnixMilli(a.at).UTC(), DurationMS: int64(a.duration)}
+		if a.code != 0 {
+			code := int(a.code)
 			va.StatusCode = &code
 		}
-		if a.Error != "" {
-			msg := a.Error
+		if a.err != nil {
+			msg := *a.err
 			va.Error = &msg
 		}
 		v.Attempts[i] = va
 	}
-	if d.Status == statusPending {
-		next := d.NextAttemptAt
+	if d.status == stPending {
+		next := time.UnixMilli(d.next).UTC()
 		v.NextAttemptAt = &next
 	}
 	return v

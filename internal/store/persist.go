@@ -75,7 +75,7 @@ func Open(opts Options) (*Store, error) {
 	s.persist.from, s.persist.lastAt = from, time.Now()
 	pending := 0
 	for _, d := range s.deliveries {
-		if d.Status == statusPending || d.Status == statusHeld {
+		if d.open() {
 			pending++
 		}
 	}
@@ -212,7 +212,6 @@ type Stats struct {
 	Endpoints  int
 	Deliveries int
 	Pending    int
-	Events     int
 	Segments   int
 }
 
@@ -220,9 +219,9 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Endpoints: len(s.endpoints), Deliveries: len(s.deliveries), Events: len(s.events)}
+	st := Stats{Endpoints: len(s.endpoints), Deliveries: len(s.deliveries)}
 	for _, d := range s.deliveries {
-		if d.Status == statusPending || d.Status == statusHeld {
+		if d.open() {
 			st.Pending++
 		}
 	}

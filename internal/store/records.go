@@ -10,13 +10,6 @@ import (
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
-const (
-	statusPending   = api.StatusPending
-	statusSucceeded = api.StatusSucceeded
-	statusFailed    = api.StatusFailed
-	statusHeld      = api.StatusHeld
-)
-
 // Record kinds. Their values are on disk: never renumber.
 const (
 	KindEndpointPut    = 1 // create or update: the endpoint's whole new state
@@ -122,30 +115,34 @@ func (s *Store) applyEndpointPut(in *endpoint) []Ready {
 		s.order = slices.Insert(s.order, i, in.ID)
 	}
 	wasActive := ok && ep.Active
-	dl, fin := ep.deliveries, ep.finished
+	dl, rm, hist, head := ep.deliveries, ep.removed, ep.history, ep.histHead
 	*ep = *in
 	ep.EventTypes = slices.Clone(in.EventTypes)
-	ep.deliveries, ep.finished = dl, fin
+	ep.deliveries, ep.removed, ep.history, ep.histHead = dl, rm, hist, head
 
 	var ready []Ready
 	switch {
 	case wasActive && !ep.Active:
-		for _, id := range ep.deliveries {
-			if d := s.deliveries[id]; d.Status == statusPending {
-				d.Status = statusHeld
-			}
-		}
+		ep.hold()
 	case ok && !wasActive && ep.Active:
 		// Held deliveries resume now; the updated_at of the re-enable is "now" for a replay too.
-		for _, id := range ep.deliveries {
-			if d := s.deliveries[id]; d.Status == statusHeld {
-				d.Status = statusPending
-				d.NextAttemptAt = ep.UpdatedAt
-				ready = append(ready, Ready{DeliveryID: d.ID, EndpointID: ep.ID, Due: d.NextAttemptAt})
+		for _, d := range ep.deliveries {
+			if d.status == stHeld {
+				d.status = stPending
+				d.next = ep.UpdatedAt.UnixMilli()
+				ready = append(ready, d.ready())
 			}
 		}
 	}
 	return ready
+}
+
+func (ep *endpoint) hold() {
+	for _, d := range ep.deliveries {
+		if d.status == stPending && !d.removed {
+			d.status = stHeld
+		}
+	}
 }
 
 func (s *Store) applyEndpointDelete(id string) {
@@ -153,8 +150,14 @@ func (s *Store) applyEndpointDelete(id string) {
 	if !ok {
 		return
 	}
-	for _, did := range ep.deliveries {
-		s.dropDelivery(s.deliveries[did])
+	for _, d := range ep.deliveries {
+		if d.removed {
+			continue
+		}
+		if d.open() {
+			s.release(d.ev)
+		}
+		delete(s.deliveries, d.id)
 	}
 	delete(s.endpoints, id)
 	if i, ok := slices.BinarySearch(s.order, id); ok {
@@ -167,113 +170,118 @@ func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 	if ev.IdempotencyKey != "" {
 		s.idem.Add(ev.IdempotencyKey, IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)})
 	}
-	if len(ev.Deliveries) == 0 {
+	eid, ok := parseID("evt_", ev.ID)
+	if !ok || len(ev.Deliveries) == 0 {
 		return nil
 	}
-	e := &event{Type: ev.Type, Pos: pos}
+	e := &event{id: eid, typ: internType(ev.Type), pos: pos}
 	if !s.durable {
-		e.Body = ev.Body // no log to read it back from
-	} else {
-		s.payloads.Add(ev.ID, ev.Body)
+		e.body = ev.Body // no log to read it back from
 	}
-	s.events[ev.ID] = e
+	next := ev.At.UnixMilli()
 	ready := make([]Ready, 0, len(ev.Deliveries))
 	for _, dr := range ev.Deliveries {
 		ep, ok := s.endpoints[dr.EndpointID]
-		if !ok {
-			continue // deleted since; a replay of a log that was compacted around it
+		did, valid := parseID("dlv_", dr.ID)
+		if !ok || !valid {
+			continue // deleted since: a replay of a log that was compacted around it
 		}
-		d := &delivery{
-			ID: dr.ID, EventID: ev.ID, EventType: ev.Type, EndpointID: dr.EndpointID,
-			Status: statusPending, Test: ev.Test, NextAttemptAt: ev.At,
-		}
+		d := &delivery{id: did, ev: e, ep: ep, status: stPending, test: ev.Test, next: next}
 		if !ep.Active {
-			d.Status = statusHeld
+			d.status = stHeld
 		}
-		s.deliveries[d.ID] = d
-		ep.deliveries = append(ep.deliveries, d.ID) // delivery ids only grow
+		s.deliveries[did] = d
+		ep.deliveries = append(ep.deliveries, d) // delivery ids only grow
 		e.live++
-		if d.Status == statusPending {
-			ready = append(ready, Ready{DeliveryID: d.ID, EndpointID: d.EndpointID, Due: d.NextAttemptAt})
+		if d.status == stPending {
+			ready = append(ready, d.ready())
 		}
 	}
-	if e.live == 0 {
-		delete(s.events, ev.ID)
-	} else if s.durable {
+	if e.live > 0 && s.durable {
 		s.segRefs[pos.Segment]++
+		s.payloads.Add(eid, ev.Body)
 	}
 	return ready
 }
 
 func (s *Store) applyAttempt(a *AttemptRecord) {
-	d, ok := s.deliveries[a.DeliveryID]
+	did, ok := parseID("dlv_", a.DeliveryID)
+	if !ok {
+		return
+	}
+	d, ok := s.deliveries[did]
 	if !ok {
 		return // the endpoint was deleted while the attempt was in flight
 	}
-	ep := s.endpoints[d.EndpointID]
+	st, ok := statusOf(a.Status)
+	if !ok {
+		return
+	}
+	ep := d.ep
 	d.inFlight = false
-	d.Attempts = append(d.Attempts, a.Attempt)
-	d.Status = a.Status
-	d.NextAttemptAt = a.RetryAt
+	d.attempts = append(d.attempts, attempt{
+		at: a.Attempt.At.UnixMilli(), err: s.intern(a.Attempt.Error),
+		duration: uint32(min(max(a.Attempt.DurationMS, 0), 1<<32-1)),
+		code:     uint16(min(max(a.Attempt.StatusCode, 0), 999)), n: uint8(min(a.Attempt.N, 255)),
+	})
+	d.status = st
+	d.next = 0
+	if st == stPending {
+		d.next = a.RetryAt.UnixMilli()
+	}
 	ep.ConsecutiveFailures = a.Failures
 	if a.Disable != "" && ep.Active {
 		ep.Active = false
 		ep.DisabledReason = a.Disable
 		ep.UpdatedAt = a.Attempt.At
-		for _, id := range ep.deliveries {
-			if o := s.deliveries[id]; o.Status == statusPending {
-				o.Status = statusHeld
-			}
-		}
+		ep.hold()
 	}
-	if d.Status == statusPending && !ep.Active {
-		d.Status = statusHeld
+	if d.status == stPending && !ep.Active {
+		d.status = stHeld
 	}
-	if d.Status == statusSucceeded || d.Status == statusFailed {
+	if !d.open() {
 		s.finish(ep, d)
 	}
 }
 
 // finish releases a finished delivery's payload and trims the endpoint's history.
 func (s *Store) finish(ep *endpoint, d *delivery) {
-	s.release(d.EventID)
-	ep.finished++
-	for ep.finished > s.opts.HistoryLimit {
-		for _, id := range ep.deliveries {
-			if o := s.deliveries[id]; o.Status == statusSucceeded || o.Status == statusFailed {
-				ep.removeDelivery(id)
-				delete(s.deliveries, id)
-				ep.finished--
-				break
-			}
-		}
+	s.release(d.ev)
+	ep.history = append(ep.history, d)
+	for ep.finishedCount() > s.opts.HistoryLimit {
+		old := ep.history[ep.histHead]
+		ep.history[ep.histHead] = nil
+		ep.histHead++
+		ep.drop(old)
+		delete(s.deliveries, old.id)
 	}
-}
-
-// dropDelivery forgets a delivery of an endpoint that is being deleted.
-func (s *Store) dropDelivery(d *delivery) {
-	if d.Status == statusPending || d.Status == statusHeld {
-		s.release(d.EventID)
+	if ep.histHead > 256 && ep.histHead*2 > len(ep.history) {
+		ep.history = append([]*delivery(nil), ep.history[ep.histHead:]...)
+		ep.histHead = 0
 	}
-	delete(s.deliveries, d.ID)
 }
 
 // release drops one live reference to an event; the last one frees its payload and lets the
 // WAL segment holding it be deleted once a snapshot covers it.
-func (s *Store) release(eventID string) {
-	e, ok := s.events[eventID]
-	if !ok {
+func (s *Store) release(e *event) {
+	if e.live--; e.live > 0 {
 		return
 	}
-	e.live--
-	if e.live > 0 {
-		return
-	}
-	delete(s.events, eventID)
+	e.body = nil
 	if s.durable {
-		s.payloads.Remove(eventID)
-		if s.segRefs[e.Pos.Segment]--; s.segRefs[e.Pos.Segment] <= 0 {
-			delete(s.segRefs, e.Pos.Segment)
+		s.payloads.Remove(e.id)
+		if s.segRefs[e.pos.Segment]--; s.segRefs[e.pos.Segment] <= 0 {
+			delete(s.segRefs, e.pos.Segment)
 		}
 	}
+}
+
+// internType shares the catalogue's string for known types instead of keeping a copy per event.
+func internType(t string) string {
+	for _, k := range api.EventTypes {
+		if k == t {
+			return k
+		}
+	}
+	return t
 }

@@ -72,17 +72,18 @@ func (s *Store) writeSnapshot(w io.Writer, from wal.Position) error {
 			return err
 		}
 	}
-	for id, e := range s.events {
-		pos := e.Pos
-		if err := put(&snapLine{K: "ev", ID: id, Type: e.Type, Pos: &pos, Live: e.live}); err != nil {
-			return err
-		}
-	}
 	for _, id := range s.order {
-		for _, did := range s.endpoints[id].deliveries {
-			d := s.deliveries[did]
-			l := &snapLine{K: "dl", ID: d.ID, EventID: d.EventID, Type: d.EventType, EndpointID: d.EndpointID,
-				Status: d.Status, Test: d.Test, Attempts: d.Attempts, Next: d.NextAttemptAt}
+		for _, d := range s.endpoints[id].deliveries {
+			if d.removed {
+				continue
+			}
+			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
+				EndpointID: d.ep.ID, Status: statusNames[d.status], Test: d.test, Attempts: exportAttempts(d.attempts)}
+			if d.open() {
+				pos := d.ev.pos
+				l.Pos, l.Live = &pos, int(d.ev.live)
+				l.Next = time.UnixMilli(d.next).UTC()
+			}
 			if err := put(l); err != nil {
 				return err
 			}
@@ -110,14 +111,19 @@ func (s *Store) readSnapshot(r io.Reader) (wal.Position, error) {
 	if err != nil || string(line) != snapshotMagic {
 		return from, fmt.Errorf("%w: missing header", ErrBadSnapshot)
 	}
-	n, sawMeta := 0, false
+	rs := &restoring{events: map[ID]*event{}}
+	n := 0
 	for {
 		line, err := readLine(br, nil)
 		if err != nil {
 			return from, fmt.Errorf("%w: truncated after %d lines", ErrBadSnapshot, n)
 		}
 		if bytes.HasPrefix(line, []byte("END ")) {
-			return from, checkTrailer(line, crc, n, sawMeta)
+			if err := checkTrailer(line, crc, n, rs.sawMeta); err != nil {
+				return from, err
+			}
+			s.finishRestore()
+			return rs.from, nil
 		}
 		crc.Write(line)
 		n++
@@ -125,56 +131,40 @@ func (s *Store) readSnapshot(r io.Reader) (wal.Position, error) {
 		if err := json.Unmarshal(line, &l); err != nil {
 			return from, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, n+1, err)
 		}
-		if err := s.restoreLine(&l, &from, &sawMeta); err != nil {
+		if err := s.restoreLine(&l, rs); err != nil {
 			return from, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, n+1, err)
 		}
 	}
 }
 
-func (s *Store) restoreLine(l *snapLine, from *wal.Position, sawMeta *bool) error {
+type restoring struct {
+	from    wal.Position
+	sawMeta bool
+	events  map[ID]*event
+}
+
+func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
 	switch l.K {
 	case "meta":
 		if l.From == nil {
 			return errors.New("meta without position")
 		}
-		*from, *sawMeta = *l.From, true
+		rs.from, rs.sawMeta = *l.From, true
 		s.ids.seen(l.LastMS)
 	case "ep":
 		ep := l.Endpoint
 		if ep == nil || !ValidID("ep_", ep.ID) || s.endpoints[ep.ID] != nil {
 			return errors.New("bad endpoint")
 		}
-		ep.deliveries, ep.finished = nil, 0
+		ep.deliveries, ep.removed, ep.history, ep.histHead = nil, 0, nil, 0
 		if ep.EventTypes == nil {
 			ep.EventTypes = []string{}
 		}
 		s.endpoints[ep.ID] = ep
 		s.order = append(s.order, ep.ID)
 		slices.Sort(s.order)
-	case "ev":
-		if l.ID == "" || l.Pos == nil || l.Live <= 0 {
-			return errors.New("bad event")
-		}
-		s.events[l.ID] = &event{Type: l.Type, Pos: *l.Pos, live: l.Live}
-		s.segRefs[l.Pos.Segment]++
 	case "dl":
-		ep := s.endpoints[l.EndpointID]
-		if ep == nil || !ValidID("dlv_", l.ID) || s.deliveries[l.ID] != nil {
-			return errors.New("bad delivery")
-		}
-		switch l.Status {
-		case statusPending, statusHeld:
-			if s.events[l.EventID] == nil {
-				return errors.New("pending delivery without its event")
-			}
-		case statusSucceeded, statusFailed:
-			ep.finished++
-		default:
-			return fmt.Errorf("bad delivery status %q", l.Status)
-		}
-		s.deliveries[l.ID] = &delivery{ID: l.ID, EventID: l.EventID, EventType: l.Type, EndpointID: l.EndpointID,
-			Status: l.Status, Test: l.Test, Attempts: l.Attempts, NextAttemptAt: l.Next}
-		ep.deliveries = append(ep.deliveries, l.ID) // written in ascending order
+		return s.restoreDelivery(l, rs)
 	case "id":
 		if l.Key == "" {
 			return errors.New("bad idempotency key")
@@ -184,6 +174,91 @@ func (s *Store) restoreLine(l *snapLine, from *wal.Position, sawMeta *bool) erro
 		return fmt.Errorf("unknown line kind %q", l.K)
 	}
 	return nil
+}
+
+func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
+	ep := s.endpoints[l.EndpointID]
+	did, ok1 := parseID("dlv_", l.ID)
+	eid, ok2 := parseID("evt_", l.EventID)
+	st, ok3 := statusOf(l.Status)
+	if ep == nil || !ok1 || !ok2 || !ok3 || s.deliveries[did] != nil {
+		return errors.New("bad delivery")
+	}
+	e := rs.events[eid]
+	if e == nil {
+		e = &event{id: eid, typ: internType(l.Type)}
+		rs.events[eid] = e
+	}
+	d := &delivery{id: did, ev: e, ep: ep, status: st, test: l.Test, attempts: s.importAttempts(l.Attempts)}
+	if d.open() {
+		if l.Pos == nil || l.Live <= 0 {
+			return errors.New("open delivery without its event's position")
+		}
+		if e.live == 0 {
+			e.pos, e.live = *l.Pos, int32(l.Live)
+			s.segRefs[e.pos.Segment]++
+		}
+		d.next = l.Next.UnixMilli()
+	}
+	s.deliveries[did] = d
+	ep.deliveries = append(ep.deliveries, d)
+	return nil
+}
+
+// finishRestore orders what the snapshot listed: deliveries by id, history by finish time.
+func (s *Store) finishRestore() {
+	for _, ep := range s.endpoints {
+		slices.SortFunc(ep.deliveries, func(a, b *delivery) int { return bytes.Compare(a.id[:], b.id[:]) })
+		for _, d := range ep.deliveries {
+			if !d.open() {
+				ep.history = append(ep.history, d)
+			}
+		}
+		slices.SortStableFunc(ep.history, func(a, b *delivery) int { return cmpInt(lastAttempt(a), lastAttempt(b)) })
+	}
+}
+
+func lastAttempt(d *delivery) int64 {
+	if len(d.attempts) == 0 {
+		return 0
+	}
+	return d.attempts[len(d.attempts)-1].at
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func exportAttempts(as []attempt) []Attempt {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]Attempt, len(as))
+	for i, a := range as {
+		out[i] = Attempt{N: int(a.n), At: time.UnixMilli(a.at).UTC(), StatusCode: int(a.code), DurationMS: int64(a.duration)}
+		if a.err != nil {
+			out[i].Error = *a.err
+		}
+	}
+	return out
+}
+
+func (s *Store) importAttempts(as []Attempt) []attempt {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]attempt, len(as))
+	for i, a := range as {
+		out[i] = attempt{at: a.At.UnixMilli(), err: s.intern(a.Error), duration: uint32(min(max(a.DurationMS, 0), 1<<32-1)),
+			code: uint16(min(max(a.StatusCode, 0), 999)), n: uint8(min(max(a.N, 0), 255))}
+	}
+	return out
 }
 
 func checkTrailer(line []byte, crc hash.Hash32, n int, sawMeta bool) error {

@@ -9,6 +9,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
@@ -58,10 +60,11 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Ready says a delivery can be attempted at Due.
+// Ready says a delivery can be attempted at Due. It is small and allocation-free on purpose:
+// the engine holds one per queued delivery.
 type Ready struct {
-	DeliveryID string
-	EndpointID string
+	Delivery   DeliveryID
+	EndpointID string // shared with the endpoint, not a copy
 	Due        time.Time
 }
 
@@ -73,16 +76,16 @@ type Store struct {
 
 	wal      *wal.WAL // nil in memory mode
 	durable  bool     // payloads live in the WAL (set before replay, when wal is still nil)
-	payloads *lru.Cache[string, []byte]
+	payloads *lru.Cache[ID, []byte]
 	persist  persister
 
 	mu         sync.Mutex
 	endpoints  map[string]*endpoint
 	order      []string // endpoint ids, ascending = creation order
-	deliveries map[string]*delivery
-	events     map[string]*event
+	deliveries map[ID]*delivery
 	idem       *lru.Cache[string, IngestResult]
 	segRefs    map[uint64]int // live events per WAL segment
+	errs       map[string]*string
 }
 
 type endpoint struct {
@@ -98,39 +101,76 @@ type endpoint struct {
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 
-	deliveries []string // ids ascending (oldest first); pending and retained finished ones
-	finished   int      // how many of deliveries are finished
+	// deliveries holds pending and retained finished deliveries, ascending by id (oldest
+	// first). Removal only marks a delivery; the slice is compacted once half of it is marked,
+	// so draining a large backlog costs amortised O(1) per delivery, not a memmove each.
+	deliveries []*delivery
+	removed    int
+	// history holds finished deliveries in the order they finished; past HistoryLimit the
+	// oldest is dropped.
+	history  []*delivery
+	histHead int
 }
 
+// Delivery status, as stored; api.Status* are their names.
+const (
+	stPending uint8 = iota
+	stHeld
+	stSucceeded
+	stFailed
+)
+
+var statusNames = [...]string{api.StatusPending, api.StatusHeld, api.StatusSucceeded, api.StatusFailed}
+
+func statusOf(name string) (uint8, bool) {
+	for i, n := range statusNames {
+		if n == name {
+			return uint8(i), true
+		}
+	}
+	return 0, false
+}
+
+// delivery is kept small: a relay with a dead receiver holds a million of them.
 type delivery struct {
-	ID            string
-	EventID       string
-	EventType     string
-	EndpointID    string
-	Status        string
-	Test          bool
-	Attempts      []Attempt
-	NextAttemptAt time.Time
-
+	id       ID
+	ev       *event
+	ep       *endpoint
+	next     int64 // unix ms of the next attempt, while pending
+	attempts []attempt
+	status   uint8
+	test     bool
 	inFlight bool // an attempt is under way; not logged, a restart forgets it
+	removed  bool // dropped from history, waiting for its endpoint's list to be compacted
 }
 
-// Attempt is one HTTP attempt as the store keeps it.
+func (d *delivery) open() bool { return d.status == stPending || d.status == stHeld }
+
+type attempt struct {
+	at       int64   // unix ms
+	err      *string // interned: a dead endpoint fails a million times with one message
+	duration uint32  // ms
+	code     uint16
+	n        uint8
+}
+
+// event is an accepted event that some delivery still needs. Its body lives in the WAL at pos
+// (and in the payload cache); only a store without a log keeps body here.
+type event struct {
+	id   ID
+	typ  string
+	pos  wal.Position
+	body []byte
+	live int32 // deliveries not yet finished
+}
+
+// Attempt is one HTTP attempt as the engine reports it and the log records it.
 type Attempt struct {
 	N          int       `json:"n"`
 	At         time.Time `json:"at"`
 	StatusCode int       `json:"status_code,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	DurationMS int64     `json:"duration_ms"`
-}
-
-// event is an accepted event that some delivery still needs. Its body lives in the WAL at
-// Pos (and in the payload cache); only a store without a log keeps Body here.
-type event struct {
-	Type string
-	Pos  wal.Position
-	Body []byte
-	live int // deliveries not yet finished
 }
 
 // IngestResult is what POST /api/events answers, and what a repeated idempotency key gets.
@@ -168,7 +208,7 @@ func newStore(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	payloads, err := lru.New[string, []byte](opts.PayloadCache)
+	payloads, err := lru.New[ID, []byte](opts.PayloadCache)
 	if err != nil {
 		return nil, fmt.Errorf("store: payload cache: %w", err)
 	}
@@ -181,10 +221,10 @@ func newStore(opts Options) (*Store, error) {
 		log:        opts.Logger,
 		payloads:   payloads,
 		endpoints:  make(map[string]*endpoint),
-		deliveries: make(map[string]*delivery),
-		events:     make(map[string]*event),
+		deliveries: make(map[ID]*delivery),
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
+		errs:       make(map[string]*string),
 	}, nil
 }
 
@@ -226,12 +266,16 @@ func (s *Store) Pending() []Ready {
 	defer s.mu.Unlock()
 	var out []Ready
 	for _, d := range s.deliveries {
-		if d.Status == statusPending {
-			out = append(out, Ready{DeliveryID: d.ID, EndpointID: d.EndpointID, Due: d.NextAttemptAt})
+		if d.status == stPending {
+			out = append(out, d.ready())
 		}
 	}
 	slices.SortFunc(out, func(a, b Ready) int { return a.Due.Compare(b.Due) })
 	return out
+}
+
+func (d *delivery) ready() Ready {
+	return Ready{Delivery: d.id, EndpointID: d.ep.ID, Due: time.UnixMilli(d.next)}
 }
 
 func (ep *endpoint) matches(eventType string) bool {
@@ -241,8 +285,37 @@ func (ep *endpoint) matches(eventType string) bool {
 	return slices.Contains(ep.EventTypes, eventType)
 }
 
-func (ep *endpoint) removeDelivery(id string) {
-	if i, ok := slices.BinarySearch(ep.deliveries, id); ok {
-		ep.deliveries = slices.Delete(ep.deliveries, i, i+1)
+func (ep *endpoint) drop(d *delivery) {
+	d.removed = true
+	ep.removed++
+	if ep.removed > 64 && ep.removed*2 > len(ep.deliveries) {
+		live := ep.deliveries[:0]
+		for _, o := range ep.deliveries {
+			if !o.removed {
+				live = append(live, o)
+			}
+		}
+		clear(ep.deliveries[len(live):])
+		ep.deliveries, ep.removed = live, 0
 	}
+}
+
+func (ep *endpoint) finishedCount() int { return len(ep.history) - ep.histHead }
+
+func cmpDelivery(d *delivery, id ID) int { return bytes.Compare(d.id[:], id[:]) }
+
+// intern returns a shared copy of an attempt's error message, so a dead endpoint's million
+// identical failures cost one string. The table is bounded; past it messages are not shared.
+func (s *Store) intern(msg string) *string {
+	if msg == "" {
+		return nil
+	}
+	if p, ok := s.errs[msg]; ok {
+		return p
+	}
+	p := &msg
+	if len(s.errs) < 4096 {
+		s.errs[msg] = p
+	}
+	return p
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/blametrail/terraform-provider-blametrail/relay"
@@ -40,6 +41,11 @@ func run() int {
 	}
 	log := slog.New(h)
 	slog.SetDefault(log)
+	// A soft limit makes the collector work harder near it instead of letting the heap double:
+	// a sidecar's memory is bounded by configuration, not by the backlog.
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
