@@ -91,6 +91,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{log},
 	}
+	if cfg.PprofListen != "" {
+		servePprof(cfg.PprofListen, log)
+	}
 	// Serve first, so /healthz answers and /readyz says 503 while the WAL replays.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(ln) }()

@@ -200,8 +200,11 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if !ep.Active {
 		a.Disable = ""
 	}
-	var wait func() error
-	_, wait, err = s.commit(&Record{Kind: KindAttempt, Attempt: a})
+	// The attempt's record is not waited for: the attempt already happened whether or not its
+	// record survives a crash (at worst a replay repeats it, which at-least-once allows), and
+	// the retry it schedules lies at least one schedule step ahead of the group commit that
+	// makes the record durable. Waiting would cap an endpoint at MaxInFlight attempts per fsync.
+	_, _, err = s.commit(&Record{Kind: KindAttempt, Attempt: a})
 	if err != nil {
 		d.inFlight = false
 	}
@@ -211,9 +214,6 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return "", err
-	}
-	if err := wait(); err != nil {
 		return "", err
 	}
 	s.notify(next)

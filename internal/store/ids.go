@@ -59,6 +59,26 @@ func (g *idGen) seen(ms uint64) {
 	g.mu.Unlock()
 }
 
+// seenID raises the generator to a whole id read back from the log or a snapshot. Knowing
+// only its millisecond is not enough: with the clock at or behind it, next counts up within
+// that millisecond, and must start above the ids already made in it, not at zero.
+func (g *idGen) seenID(id string) {
+	if len(id) < 26 {
+		return
+	}
+	raw, ok := parseID(id[:len(id)-26], id)
+	if !ok {
+		return
+	}
+	top := binary.BigEndian.Uint64(raw[0:8])
+	ms, hi, lo := top>>16, uint16(top), binary.BigEndian.Uint64(raw[8:16])
+	g.mu.Lock()
+	if ms > g.lastMS || ms == g.lastMS && (hi > g.hi || hi == g.hi && lo > g.lo) {
+		g.lastMS, g.hi, g.lo = ms, hi, lo
+	}
+	g.mu.Unlock()
+}
+
 // encode128 writes 128 bits as 26 base32 digits (the first digit carries 3 bits).
 func encode128(b [16]byte) string {
 	hi := binary.BigEndian.Uint64(b[0:8])
@@ -70,24 +90,6 @@ func encode128(b [16]byte) string {
 		hi >>= 5
 	}
 	return string(out[:])
-}
-
-// idMillis returns the millisecond part of an id made by idGen, or 0 if it is not one.
-func idMillis(id string) uint64 {
-	i := len(id) - 26
-	if i < 0 {
-		return 0
-	}
-	var v uint64
-	for _, c := range []byte(id[i : i+10]) {
-		d := indexCrockford(c)
-		if d < 0 {
-			return 0
-		}
-		v = v<<5 | uint64(d)
-	}
-	// 10 digits hold 50 bits: 2 bits of zero padding above the 48-bit time.
-	return v
 }
 
 func indexCrockford(c byte) int {

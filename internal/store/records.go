@@ -59,6 +59,16 @@ type AttemptRecord struct {
 
 // Marshal encodes a record for the log.
 func (r *Record) Marshal() ([]byte, error) {
+	switch {
+	case r.Kind == KindEventAccepted && r.Event != nil:
+		if b, ok := marshalEvent(r.Event); ok {
+			return b, nil
+		}
+	case r.Kind == KindAttempt && r.Attempt != nil:
+		if b, ok := marshalAttempt(r.Attempt); ok {
+			return b, nil
+		}
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode record kind %d: %w", r.Kind, err)
@@ -66,8 +76,16 @@ func (r *Record) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalRecord decodes a logged record.
+// UnmarshalRecord decodes a logged record. Byte slices in the result (an event's Body) alias b.
 func UnmarshalRecord(b []byte) (*Record, error) {
+	if len(b) > 0 {
+		switch b[0] {
+		case tagEvent:
+			return unmarshalEvent(b)
+		case tagAttempt:
+			return unmarshalAttempt(b)
+		}
+	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("store: decode record: %w", err)
@@ -106,7 +124,7 @@ func (s *Store) apply(r *Record, pos wal.Position) []Ready {
 }
 
 func (s *Store) applyEndpointPut(in *endpoint) []Ready {
-	s.ids.seen(idMillis(in.ID))
+	s.ids.seenID(in.ID)
 	ep, ok := s.endpoints[in.ID]
 	if !ok {
 		ep = &endpoint{}
@@ -166,7 +184,10 @@ func (s *Store) applyEndpointDelete(id string) {
 }
 
 func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
-	s.ids.seen(idMillis(ev.ID))
+	s.ids.seenID(ev.ID)
+	if n := len(ev.Deliveries); n > 0 {
+		s.ids.seenID(ev.Deliveries[n-1].ID) // made after the event's id, in order
+	}
 	if ev.IdempotencyKey != "" {
 		s.idem.Add(ev.IdempotencyKey, IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)})
 	}

@@ -162,6 +162,7 @@ func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
 		}
 		s.endpoints[ep.ID] = ep
 		s.order = append(s.order, ep.ID)
+		s.ids.seenID(ep.ID)
 		slices.Sort(s.order)
 	case "dl":
 		return s.restoreDelivery(l, rs)
@@ -202,6 +203,7 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 	}
 	s.deliveries[did] = d
 	ep.deliveries = append(ep.deliveries, d)
+	s.ids.seenID(l.ID)
 	return nil
 }
 
