@@ -25,6 +25,8 @@ type persister struct {
 	lastAt   time.Time
 	stop     chan struct{}
 	done     chan struct{}
+	close    sync.Once
+	closeErr error
 }
 
 // Open returns a store backed by opts.Dir: it loads the snapshot, replays the WAL after it,
@@ -182,21 +184,25 @@ func (s *Store) Snapshot() error {
 	return nil
 }
 
-// Close takes a last snapshot, so the next start replays little, and closes the log.
+// Close takes a last snapshot, so the next start replays little, and closes the log. Later
+// calls return the first call's result.
 func (s *Store) Close() error {
 	if s.wal == nil {
 		return nil
 	}
-	close(s.persist.stop)
-	<-s.persist.done
-	var err error
-	if s.wal.Err() == nil {
-		err = s.Snapshot()
-	}
-	if cerr := s.wal.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	s.persist.close.Do(func() {
+		close(s.persist.stop)
+		<-s.persist.done
+		var err error
+		if s.wal.Err() == nil {
+			err = s.Snapshot()
+		}
+		if cerr := s.wal.Close(); err == nil {
+			err = cerr
+		}
+		s.persist.closeErr = err
+	})
+	return s.persist.closeErr
 }
 
 // Err reports a failed log: the store then refuses every change.
