@@ -172,20 +172,27 @@ type IngestInput struct {
 // ParseIngest parses POST /api/events: {"type", "data", "id"?}.
 func ParseIngest(body []byte) (IngestInput, error) {
 	var in IngestInput
-	obj, err := decodeObject(body)
+	var typ, data, id []byte
+	err := scanObject(body, func(key string, raw []byte) error {
+		switch key {
+		case "type":
+			typ = raw
+		case "data":
+			data = raw
+		case "id":
+			id = raw
+		default:
+			return invalid("unknown_field", key, "unknown field %q (allowed: type, data, id)", truncate(key, 64))
+		}
+		return nil
+	})
 	if err != nil {
 		return in, err
 	}
-	for k := range obj {
-		if k != "type" && k != "data" && k != "id" {
-			return in, invalid("unknown_field", k, "unknown field %q (allowed: type, data, id)", k)
-		}
-	}
-	raw, ok := obj["type"]
-	if !ok {
+	if typ == nil {
 		return in, invalid("invalid_event_type", "type", "type is required")
 	}
-	if err := decodeField(raw, &in.Type); err != nil {
+	if err := decodeField(typ, &in.Type); err != nil {
 		return in, invalid("invalid_event_type", "type", "type must be a string")
 	}
 	if in.Type == TypeTestPing {
@@ -195,16 +202,15 @@ func ParseIngest(body []byte) (IngestInput, error) {
 		return in, invalid("invalid_event_type", "type", "unknown event type %q (known: %s)",
 			truncate(in.Type, 64), strings.Join(EventTypes[:4], ", "))
 	}
-	data, ok := obj["data"]
-	if !ok {
+	if data == nil {
 		return in, invalid("invalid_data", "data", "data is required and must be a JSON object")
 	}
-	if len(data) == 0 || data[0] != '{' {
+	if data[0] != '{' {
 		return in, invalid("invalid_data", "data", "data must be a JSON object")
 	}
 	in.Data = data
-	if raw, ok := obj["id"]; ok && !isNull(raw) {
-		if err := decodeField(raw, &in.IdempotencyKey); err != nil {
+	if id != nil && !isNull(id) {
+		if err := decodeField(id, &in.IdempotencyKey); err != nil {
 			return in, invalid("invalid_id", "id", "id must be a string")
 		}
 		if in.IdempotencyKey == "" {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -20,8 +21,34 @@ const maxResponseBody = 64 << 10
 
 // sender performs single attempts over a shared keep-alive client.
 type sender struct {
-	cfg    Config
-	client *fasthttp.Client
+	cfg     Config
+	client  *fasthttp.Client
+	signers signerCache
+}
+
+// signerCache keeps HMAC state per secret: building a Signer decodes the secret and allocates
+// two SHA-256 states, which per attempt would be most of the signing cost.
+type signerCache struct {
+	mu    sync.Mutex
+	pools map[string]*sync.Pool
+}
+
+func (c *signerCache) get(secret string) (*signature.Signer, *sync.Pool, error) {
+	c.mu.Lock()
+	p, ok := c.pools[secret]
+	if !ok {
+		if c.pools == nil || len(c.pools) > 10_000 { // deleted endpoints' secrets drop out here
+			c.pools = make(map[string]*sync.Pool)
+		}
+		p = &sync.Pool{}
+		c.pools[secret] = p
+	}
+	c.mu.Unlock()
+	if sg, ok := p.Get().(*signature.Signer); ok {
+		return sg, p, nil
+	}
+	sg, err := signature.NewSigner(secret)
+	return sg, p, err
 }
 
 type result struct {
@@ -75,10 +102,11 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
 	if err := s.checkScheme(job.URL); err != nil {
 		return 0, 0, err
 	}
-	signer, err := signature.NewSigner(job.Secret)
+	signer, pool, err := s.signers.get(job.Secret)
 	if err != nil {
 		return 0, 0, fmt.Errorf("endpoint secret unusable: %w", err)
 	}
+	defer pool.Put(signer)
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
