@@ -34,6 +34,7 @@ type Config struct {
 	WALRepair            bool
 	WALSegmentSize       int64
 	PayloadCache         int
+	HistoryCache         int
 	IdempotencyCache     int
 	SnapshotBytes        int64
 	SnapshotInterval     time.Duration
@@ -61,6 +62,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
 	var allowHTTP, allowPrivate, walRepair string
+	var historyCache string
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
@@ -81,6 +83,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Var((*boolText)(&walRepair), "wal-repair", "on corruption before the WAL's tail, keep a copy of the damaged segment and truncate at the last good record instead of refusing to start")
 	fs.StringVar(&segSize, "wal-segment-size", env("BLAMETRAIL_WAL_SEGMENT_SIZE", "67108864"), "bytes per WAL segment before rotation")
 	fs.StringVar(&payloadCache, "payload-cache", env("BLAMETRAIL_PAYLOAD_CACHE", "10000"), "event bodies kept in memory (LRU); others are read back from the WAL")
+	fs.StringVar(&historyCache, "history-cache", env("BLAMETRAIL_HISTORY_CACHE", "100000"), "finished deliveries kept across all endpoints (LRU), within --history-limit per endpoint")
 	fs.StringVar(&idemCache, "idempotency-cache", env("BLAMETRAIL_IDEMPOTENCY_CACHE", "100000"), "ingest idempotency keys remembered (LRU)")
 	fs.StringVar(&snapBytes, "snapshot-bytes", env("BLAMETRAIL_SNAPSHOT_BYTES", "67108864"), "take a snapshot after this many bytes of WAL")
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
@@ -110,6 +113,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.AllowHTTP = p.boolean("allow-http", allowHTTP)
 	c.WALRepair = p.boolean("wal-repair", walRepair)
 	c.WALSegmentSize = int64(p.integer("wal-segment-size", segSize, 64<<10, 1<<30))
+	c.HistoryCache = p.integer("history-cache", historyCache, 1, 100_000_000)
 	c.PayloadCache = p.integer("payload-cache", payloadCache, 1, 10_000_000)
 	c.IdempotencyCache = p.integer("idempotency-cache", idemCache, 1, 100_000_000)
 	c.SnapshotBytes = int64(p.integer("snapshot-bytes", snapBytes, 1<<20, 1<<40))

@@ -71,6 +71,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		HistoryLimit:     cfg.HistoryLimit,
 		PayloadCache:     cfg.PayloadCache,
 		IdempotencyCache: cfg.IdempotencyCache,
+		HistoryCache:     cfg.HistoryCache,
 		SnapshotBytes:    cfg.SnapshotBytes,
 		SnapshotInterval: cfg.SnapshotInterval,
 		OnReady:          s.engine.Ready,

@@ -57,7 +57,7 @@ func (s *Store) UpdateEndpoint(id string, in api.EndpointInput) (api.Endpoint, e
 		return api.Endpoint{}, ErrNotFound
 	}
 	ep := *cur
-	ep.deliveries, ep.removed, ep.history, ep.histHead = nil, 0, nil, 0
+	ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = nil, 0, nil, 0, 0
 	if in.URL != nil {
 		ep.URL = *in.URL
 	}

@@ -133,10 +133,10 @@ func (s *Store) applyEndpointPut(in *endpoint) []Ready {
 		s.order = slices.Insert(s.order, i, in.ID)
 	}
 	wasActive := ok && ep.Active
-	dl, rm, hist, head := ep.deliveries, ep.removed, ep.history, ep.histHead
+	dl, rm, hist, head, live := ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive
 	*ep = *in
 	ep.EventTypes = slices.Clone(in.EventTypes)
-	ep.deliveries, ep.removed, ep.history, ep.histHead = dl, rm, hist, head
+	ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = dl, rm, hist, head, live
 
 	var ready []Ready
 	switch {
@@ -174,6 +174,9 @@ func (s *Store) applyEndpointDelete(id string) {
 		}
 		if d.open() {
 			s.release(d.ev)
+		} else {
+			d.removed = true // so the cache's eviction callback leaves it alone
+			s.history.Remove(d.id)
 		}
 		delete(s.deliveries, d.id)
 	}
@@ -268,13 +271,22 @@ func (s *Store) applyAttempt(a *AttemptRecord) {
 // finish releases a finished delivery's payload and trims the endpoint's history.
 func (s *Store) finish(ep *endpoint, d *delivery) {
 	s.release(d.ev)
+	s.remember(ep, d)
+}
+
+// remember adds a finished delivery to its endpoint's history and the global history cache,
+// and drops the endpoint's oldest past HistoryLimit.
+func (s *Store) remember(ep *endpoint, d *delivery) {
 	ep.history = append(ep.history, d)
-	for ep.finishedCount() > s.opts.HistoryLimit {
+	ep.histLive++
+	s.history.Add(d.id, d)
+	for ep.histLive > s.opts.HistoryLimit {
 		old := ep.history[ep.histHead]
 		ep.history[ep.histHead] = nil
 		ep.histHead++
-		ep.drop(old)
-		delete(s.deliveries, old.id)
+		if !old.removed {
+			s.history.Remove(old.id) // calls forget
+		}
 	}
 	if ep.histHead > 256 && ep.histHead*2 > len(ep.history) {
 		ep.history = append([]*delivery(nil), ep.history[ep.histHead:]...)

@@ -156,7 +156,7 @@ func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
 		if ep == nil || !ValidID("ep_", ep.ID) || s.endpoints[ep.ID] != nil {
 			return errors.New("bad endpoint")
 		}
-		ep.deliveries, ep.removed, ep.history, ep.histHead = nil, 0, nil, 0
+		ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = nil, 0, nil, 0, 0
 		if ep.EventTypes == nil {
 			ep.EventTypes = []string{}
 		}
@@ -211,12 +211,16 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 func (s *Store) finishRestore() {
 	for _, ep := range s.endpoints {
 		slices.SortFunc(ep.deliveries, func(a, b *delivery) int { return bytes.Compare(a.id[:], b.id[:]) })
+		var done []*delivery
 		for _, d := range ep.deliveries {
 			if !d.open() {
-				ep.history = append(ep.history, d)
+				done = append(done, d)
 			}
 		}
-		slices.SortStableFunc(ep.history, func(a, b *delivery) int { return cmpInt(lastAttempt(a), lastAttempt(b)) })
+		slices.SortStableFunc(done, func(a, b *delivery) int { return cmpInt(lastAttempt(a), lastAttempt(b)) })
+		for _, d := range done {
+			s.remember(ep, d)
+		}
 	}
 }
 

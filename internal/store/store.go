@@ -47,6 +47,9 @@ type Options struct {
 	PayloadCache int
 	// IdempotencyCache is how many ingest idempotency keys are remembered (0 = 100,000).
 	IdempotencyCache int
+	// HistoryCache bounds finished deliveries kept across all endpoints (0 = 100,000); the
+	// least recently finished or read are dropped first.
+	HistoryCache int
 	// SnapshotBytes: a snapshot is taken after this many bytes of log (0 = 64 MiB).
 	SnapshotBytes int64
 	// SnapshotInterval: a snapshot is taken at least this often while anything changed
@@ -84,7 +87,8 @@ type Store struct {
 	order      []string // endpoint ids, ascending = creation order
 	deliveries map[ID]*delivery
 	idem       *lru.Cache[string, IngestResult]
-	segRefs    map[uint64]int // live events per WAL segment
+	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
+	segRefs    map[uint64]int            // live events per WAL segment
 	errs       map[string]*string
 }
 
@@ -107,9 +111,11 @@ type endpoint struct {
 	deliveries []*delivery
 	removed    int
 	// history holds finished deliveries in the order they finished; past HistoryLimit the
-	// oldest is dropped.
+	// oldest is dropped. Entries the global history cache evicted stay here, marked removed,
+	// until they reach the head; histLive counts the others.
 	history  []*delivery
 	histHead int
+	histLive int
 }
 
 // Delivery status, as stored; api.Status* are their names.
@@ -196,6 +202,9 @@ func newStore(opts Options) (*Store, error) {
 	if opts.IdempotencyCache <= 0 {
 		opts.IdempotencyCache = 100_000
 	}
+	if opts.HistoryCache <= 0 {
+		opts.HistoryCache = 100_000
+	}
 	if opts.SnapshotBytes <= 0 {
 		opts.SnapshotBytes = 64 << 20
 	}
@@ -216,7 +225,7 @@ func newStore(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: idempotency cache: %w", err)
 	}
-	return &Store{
+	s := &Store{
 		opts:       opts,
 		log:        opts.Logger,
 		payloads:   payloads,
@@ -225,7 +234,13 @@ func newStore(opts Options) (*Store, error) {
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
 		errs:       make(map[string]*string),
-	}, nil
+	}
+	// Eviction runs inside Add, under s.mu, from finish: it may change store state directly.
+	s.history, err = lru.NewWithEvict(opts.HistoryCache, func(_ ID, d *delivery) { s.forget(d) })
+	if err != nil {
+		return nil, fmt.Errorf("store: history cache: %w", err)
+	}
+	return s, nil
 }
 
 func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
@@ -300,7 +315,15 @@ func (ep *endpoint) drop(d *delivery) {
 	}
 }
 
-func (ep *endpoint) finishedCount() int { return len(ep.history) - ep.histHead }
+// forget drops a finished delivery from its endpoint's history and from the index.
+func (s *Store) forget(d *delivery) {
+	if d.removed {
+		return
+	}
+	d.ep.drop(d)
+	d.ep.histLive--
+	delete(s.deliveries, d.id)
+}
 
 func cmpDelivery(d *delivery, id ID) int { return bytes.Compare(d.id[:], id[:]) }
 
