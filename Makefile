@@ -4,7 +4,7 @@ VERSION  ?= dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build relay provider run test test-unit vet fmt-check fuzz bench clean
+.PHONY: all build relay provider run test test-unit vet fmt-check fuzz bench clean docs
 
 all: build
 
@@ -23,7 +23,17 @@ run:
 # The whole suite: format, vet, unit, end-to-end (real relay binary) and acceptance tests,
 # all with the race detector.
 test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	bash scripts/ensure-chromium.sh
+	tf="$$(bash scripts/ensure-terraform.sh)" && \
+	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$tf" CHECKPOINT_DISABLE=1 \
+		$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Regenerates docs/ with tfplugindocs from templates/, examples/ and the provider's schema;
+# TestDocsAreGenerated fails when docs/ differs. Keep the flags equal to docs_test.go's.
+docs:
+	tf="$$(bash scripts/ensure-terraform.sh)" && \
+	PATH="$$(dirname "$$tf"):$$PATH" CHECKPOINT_DISABLE=1 \
+		$(GO) tool tfplugindocs generate --provider-name blametrail --rendered-provider-name BlameTrail
 
 vet:
 	$(GO) vet $(PKGS)

@@ -49,6 +49,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case strings.HasPrefix(path, endpointsPath+"/"):
 		s.endpointRoutes(ctx, strings.TrimPrefix(path, endpointsPath+"/"))
+	case isUIPath(path):
+		s.serveUI(ctx)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(path, 100))
 	}
@@ -316,6 +318,7 @@ func (s *Server) internalError(ctx *fasthttp.RequestCtx, what string, err error)
 // limit, in the same JSON error shape as everything else.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		drainRefusedBody(ctx)
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")
 		return
 	}
