@@ -121,9 +121,12 @@ func (s *Store) persistLoop() {
 			return
 		case <-t.C:
 		}
+		// Snapshot, which callers may also run, sets these under snapMu.
+		s.persist.snapMu.Lock()
 		since := s.wal.Written() - s.persist.written
 		due := since >= max(s.opts.SnapshotBytes, s.persist.lastSize) ||
 			(since > 0 && time.Since(s.persist.lastAt) >= s.opts.SnapshotInterval)
+		s.persist.snapMu.Unlock()
 		if due && s.wal.Err() == nil {
 			if err := s.Snapshot(); err != nil {
 				s.log.Error("snapshot failed; the WAL keeps growing until one succeeds", "err", err)
