@@ -35,8 +35,21 @@ var (
 	buildErr  error
 )
 
+// tb is the part of testing.TB a relay needs. Start passes its *testing.T; StartMain, which
+// runs in TestMain where no *testing.T exists, passes a mainTB.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Binary returns the path of the relay binary, building it on first use.
 func Binary(t testing.TB) string {
+	t.Helper()
+	return binary(t)
+}
+
+func binary(t tb) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "blametrail-relay-bin-")
@@ -90,7 +103,7 @@ type Relay struct {
 	DataDir string
 	Client  *apiclient.Client
 
-	t    testing.TB
+	t    tb
 	opts Options
 	cmd  *exec.Cmd
 	logs *syncBuffer
@@ -105,9 +118,7 @@ func Start(t testing.TB, opts Options) *Relay {
 		opts.DataDir = t.TempDir()
 	}
 	if opts.Token == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		opts.Token = "test_" + hex.EncodeToString(b[:])
+		opts.Token = randomToken()
 	}
 	r := &Relay{t: t, opts: opts, Token: opts.Token, DataDir: opts.DataDir}
 	r.start()
@@ -118,6 +129,12 @@ func Start(t testing.TB, opts Options) *Relay {
 		}
 	})
 	return r
+}
+
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "test_" + hex.EncodeToString(b[:])
 }
 
 func (r *Relay) start() {
@@ -143,12 +160,18 @@ func (r *Relay) start() {
 		}
 	}
 	args = append(args, r.opts.Args...)
-	cmd := exec.Command(Binary(r.t), args...)
+	cmd := exec.Command(binary(r.t), args...)
 	cmd.Env = append(os.Environ(), r.opts.Env...)
-	r.logs = &syncBuffer{}
+	// One buffer for every run of this relay: a Restart appends, so the logs (and the data
+	// race check at cleanup) cover earlier runs, and the previous run's reader, which may
+	// still be draining its pipe, never sees the field change under it.
+	if r.logs == nil {
+		r.logs = &syncBuffer{}
+	}
+	logs := r.logs
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
-	cmd.Stdout = r.logs
+	cmd.Stdout = logs
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start relay: %v", err)
 	}
@@ -160,7 +183,7 @@ func (r *Relay) start() {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			r.logs.WriteString(line + "\n")
+			logs.WriteString(line + "\n")
 			var m struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "relay listening" {
 				select {

@@ -1,0 +1,109 @@
+package api_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+)
+
+// Run with: go test -run '^$' -fuzz FuzzParseIngest -fuzztime 15s ./internal/api
+
+func FuzzParseIngest(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"incident.opened","data":{}}`,
+		`{"type":"deploy.ingested","data":{"a":[1,{"b":null}]},"id":"k"}`,
+		`{"type":"test.ping","data":{}}`,
+		`{"type":"incident.opened","data":[]}`,
+		`{"type":"incident.opened","data":null,"id":null}`,
+		`{"type":"incident.opened","data": {"x":"\u0000"}}`,
+		`{"type":"incident.opened","data":{},"id":""}`,
+		`{"type":"incident.opened","type":"x","data":{}}`,
+		`{"type":"incident.opened","data":{}} `,
+		"{\"type\":\"incident.opened\",\"data\":{\"\xff\":1}}",
+		`{`, `[]`, `null`, ``, `"x"`, `{"data":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in, err := api.ParseIngest(body)
+		if err != nil {
+			var ve *api.ValidationError
+			if !errors.Is(err, api.ErrMalformed) && !errors.As(err, &ve) {
+				t.Fatalf("error is neither malformed nor a validation error: %v", err)
+			}
+			if errors.As(err, &ve) && ve.Code == "" {
+				t.Fatalf("validation error without a code: %v", err)
+			}
+			return
+		}
+		if !api.IngestibleType(in.Type) {
+			t.Fatalf("accepted type %q", in.Type)
+		}
+		if len(in.Data) == 0 || in.Data[0] != '{' || !json.Valid(in.Data) {
+			t.Fatalf("accepted data %q", in.Data)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(in.Data, &obj); err != nil {
+			t.Fatalf("data is not an object: %v", err)
+		}
+		if len(in.IdempotencyKey) > 4*api.MaxIdempotencyLen || !utf8.ValidString(in.IdempotencyKey) {
+			t.Fatalf("accepted id %q", in.IdempotencyKey)
+		}
+	})
+}
+
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{
+		`{"url":"https://a.example.com/h","name":"n"}`,
+		`{"url":"http://127.0.0.1:8080/h","name":"n","description":null,"event_types":null,"active":false}`,
+		`{"url":"https://[::1]/","name":"n","event_types":["incident.opened","incident.opened"]}`,
+		`{"url":"https://169.254.169.254/","name":" "}`,
+		`{"url":"https://xn--nxasmq6b.example/","name":"\u0007"}`,
+		`{"url":"https://a.example.com:99999/","name":"n"}`,
+		`{"event_types":["test.ping"]}`,
+		`{"active":"yes"}`,
+		`{}`, `{`, `[]`, ``,
+	} {
+		f.Add([]byte(s), false, false)
+		f.Add([]byte(s), true, true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, allowHTTP, allowPrivate bool) {
+		p := netpolicyFor(allowHTTP, allowPrivate)
+		for _, parse := range []func([]byte) (api.EndpointInput, error){
+			func(b []byte) (api.EndpointInput, error) { return api.ParseCreateEndpoint(b, p) },
+			func(b []byte) (api.EndpointInput, error) { return api.ParsePatchEndpoint(b, p) },
+		} {
+			in, err := parse(body)
+			if err != nil {
+				var ve *api.ValidationError
+				if !errors.Is(err, api.ErrMalformed) && !errors.As(err, &ve) {
+					t.Fatalf("error is neither malformed nor a validation error: %v", err)
+				}
+				continue
+			}
+			if in.URL != nil && p.CheckURL(*in.URL) != nil {
+				t.Fatalf("accepted url %q that the policy refuses", *in.URL)
+			}
+			if in.Name != nil && (utf8.RuneCountInString(*in.Name) > api.MaxNameLen || *in.Name == "") {
+				t.Fatalf("accepted name %q", *in.Name)
+			}
+			if in.EventTypes != nil {
+				seen := map[string]bool{}
+				for _, typ := range *in.EventTypes {
+					if !api.IngestibleType(typ) || seen[typ] {
+						t.Fatalf("accepted event types %q", *in.EventTypes)
+					}
+					seen[typ] = true
+				}
+			}
+		}
+	})
+}
+
+func netpolicyFor(allowHTTP, allowPrivate bool) netpolicy.Policy {
+	return netpolicy.Policy{AllowHTTP: allowHTTP, AllowPrivate: allowPrivate}
+}

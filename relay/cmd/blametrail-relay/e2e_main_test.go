@@ -1,0 +1,17 @@
+package main_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestMain shortens the exit of every relay this package starts: a binary built with -race
+// sleeps a second at exit (GORACE atexit_sleep_ms, default 1000) in case other goroutines are
+// about to report, and this package starts dozens of relays. Races are still reported.
+func TestMain(m *testing.M) {
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
+	os.Exit(m.Run())
+}

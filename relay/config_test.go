@@ -1,0 +1,189 @@
+package relay_test
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/relay"
+)
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := relay.LoadConfig(nil, envOf(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{time.Minute, 6 * time.Minute, 36 * time.Minute, 3*time.Hour + 36*time.Minute, 21*time.Hour + 36*time.Minute}
+	switch {
+	case c.Listen != "127.0.0.1:8080":
+		t.Errorf("Listen = %q", c.Listen)
+	case c.DataDir != "./blametrail-data":
+		t.Errorf("DataDir = %q", c.DataDir)
+	case c.APIToken != "":
+		t.Errorf("APIToken = %q, want empty (generated)", c.APIToken)
+	case !slices.Equal(c.RetrySchedule, want):
+		t.Errorf("RetrySchedule = %v", c.RetrySchedule)
+	case c.DeliveryTimeout != 10*time.Second:
+		t.Errorf("DeliveryTimeout = %s", c.DeliveryTimeout)
+	case c.DisableAfter != 10:
+		t.Errorf("DisableAfter = %d", c.DisableAfter)
+	case c.AllowHTTP || c.AllowPrivateNetworks:
+		t.Errorf("AllowHTTP %v AllowPrivateNetworks %v, want both false", c.AllowHTTP, c.AllowPrivateNetworks)
+	case c.Fsync != "batch":
+		t.Errorf("Fsync = %q", c.Fsync)
+	case c.MaxBodySize != 256<<10:
+		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
+	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
+		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
+	}
+}
+
+func TestLoadConfigSources(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   func(string) string
+		check func(t *testing.T, c relay.Config)
+	}{
+		{
+			name: "environment",
+			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "tok",
+				"BLAMETRAIL_RETRY_SCHEDULE", "1s,2s", "BLAMETRAIL_DELIVERY_TIMEOUT", "3s", "BLAMETRAIL_DISABLE_AFTER", "4",
+				"BLAMETRAIL_ALLOW_HTTP", "true", "BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "1", "BLAMETRAIL_FSYNC", "always"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.Listen != "0.0.0.0:9" || c.DataDir != "/var/lib/bt" || c.APIToken != "tok" ||
+					!slices.Equal(c.RetrySchedule, []time.Duration{time.Second, 2 * time.Second}) || c.DeliveryTimeout != 3*time.Second ||
+					c.DisableAfter != 4 || !c.AllowHTTP || !c.AllowPrivateNetworks || c.Fsync != "always" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "flags override environment",
+			args: []string{"--listen", "127.0.0.1:0", "--data-dir=/tmp/x", "--api-token", "flagtok", "--retry-schedule", "5ms",
+				"--delivery-timeout", "500ms", "--disable-after", "0", "--allow-http=false", "--allow-private-networks=false", "--fsync", "none"},
+			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "envtok",
+				"BLAMETRAIL_RETRY_SCHEDULE", "1s,2s", "BLAMETRAIL_DELIVERY_TIMEOUT", "3s", "BLAMETRAIL_DISABLE_AFTER", "4",
+				"BLAMETRAIL_ALLOW_HTTP", "true", "BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "true", "BLAMETRAIL_FSYNC", "always"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.Listen != "127.0.0.1:0" || c.DataDir != "/tmp/x" || c.APIToken != "flagtok" ||
+					!slices.Equal(c.RetrySchedule, []time.Duration{5 * time.Millisecond}) || c.DeliveryTimeout != 500*time.Millisecond ||
+					c.DisableAfter != 0 || c.AllowHTTP || c.AllowPrivateNetworks || c.Fsync != "none" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "--allow-http alone",
+			args: []string{"--allow-http"},
+			check: func(t *testing.T, c relay.Config) {
+				if !c.AllowHTTP || c.AllowPrivateNetworks {
+					t.Errorf("AllowHTTP %v AllowPrivateNetworks %v", c.AllowHTTP, c.AllowPrivateNetworks)
+				}
+			},
+		},
+		{
+			name: "both bool flags alone, before other flags",
+			args: []string{"--allow-http", "--allow-private-networks", "--listen", "127.0.0.1:1"},
+			check: func(t *testing.T, c relay.Config) {
+				if !c.AllowHTTP || !c.AllowPrivateNetworks || c.Listen != "127.0.0.1:1" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "single-dash flags",
+			args: []string{"-allow-http", "-log-level", "debug", "-log-format", "json"},
+			check: func(t *testing.T, c relay.Config) {
+				if !c.AllowHTTP || c.LogLevel != slog.LevelDebug || c.LogFormat != "json" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "empty environment values fall back to defaults",
+			env:  envOf("BLAMETRAIL_LISTEN", "", "BLAMETRAIL_ALLOW_HTTP", ""),
+			check: func(t *testing.T, c relay.Config) {
+				if c.Listen != "127.0.0.1:8080" || c.AllowHTTP {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := tt.env
+			if env == nil {
+				env = envOf()
+			}
+			c, err := relay.LoadConfig(tt.args, env, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadConfigRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  func(string) string
+		want string // the flag named in the message
+	}{
+		{"unknown flag", []string{"--nope"}, nil, "nope"},
+		{"positional argument", []string{"serve"}, nil, "serve"},
+		{"bool flag given a separate value", []string{"--allow-http", "false"}, nil, "false"},
+		{"bad bool flag", []string{"--allow-http=maybe"}, nil, "allow-http"},
+		{"bad bool env", nil, envOf("BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "yes please"), "allow-private-networks"},
+		{"empty schedule", []string{"--retry-schedule", ""}, nil, "retry-schedule"},
+		{"bad schedule", []string{"--retry-schedule", "1m,x"}, nil, "retry-schedule"},
+		{"zero step", []string{"--retry-schedule", "0s"}, nil, "retry-schedule"},
+		{"bad schedule env", nil, envOf("BLAMETRAIL_RETRY_SCHEDULE", "-1s"), "retry-schedule"},
+		{"timeout too small", []string{"--delivery-timeout", "10ms"}, nil, "delivery-timeout"},
+		{"timeout not a duration", []string{"--delivery-timeout", "10"}, nil, "delivery-timeout"},
+		{"timeout env", nil, envOf("BLAMETRAIL_DELIVERY_TIMEOUT", "2h"), "delivery-timeout"},
+		{"disable-after negative", []string{"--disable-after", "-1"}, nil, "disable-after"},
+		{"disable-after not a number", nil, envOf("BLAMETRAIL_DISABLE_AFTER", "ten"), "disable-after"},
+		{"fsync", []string{"--fsync", "sometimes"}, nil, "fsync"},
+		{"fsync env", nil, envOf("BLAMETRAIL_FSYNC", "BATCH"), "fsync"},
+		{"max body too small", []string{"--max-body-size", "10"}, nil, "max-body-size"},
+		{"log level", []string{"--log-level", "loud"}, nil, "log-level"},
+		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
+		{"empty listen", []string{"--listen", ""}, nil, "listen"},
+		{"empty data dir", []string{"--data-dir="}, nil, "data-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := tt.env
+			if env == nil {
+				env = envOf()
+			}
+			_, err := relay.LoadConfig(tt.args, env, io.Discard)
+			if !errors.Is(err, relay.ErrUsage) {
+				t.Fatalf("err = %v, want ErrUsage", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
+	_, err := relay.LoadConfig([]string{"--help"}, envOf(), io.Discard)
+	if !errors.Is(err, flag.ErrHelp) || errors.Is(err, relay.ErrUsage) {
+		t.Errorf("--help: %v, want flag.ErrHelp", err)
+	}
+}
