@@ -49,9 +49,19 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./internal/netpolicy/
 	$(GO) test -run XXX -fuzz '^FuzzParseIngest$$' -fuzztime $(FUZZTIME) ./internal/api/
 	$(GO) test -run XXX -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./internal/api/
+	$(GO) test -run XXX -fuzz '^FuzzScanObject$$' -fuzztime $(FUZZTIME) ./internal/api/
+	$(GO) test -run XXX -fuzz '^FuzzUnmarshalRecord$$' -fuzztime $(FUZZTIME) ./internal/store/
+	$(GO) test -run XXX -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) ./internal/store/
+	$(GO) test -run XXX -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./internal/wal/
+	$(GO) test -run XXX -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./internal/wal/
 
+# Go micro-benchmarks, then the end-to-end harness (baseline + scenarios 1-5, ratios, targets;
+# under 5 minutes on 2 cores). BENCH_BACKLOG=1000000 gives the 1M-queued figure (longer).
+BENCH_BACKLOG ?= 200000
+BENCHFLAGS    ?=
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./relay/signature/ ./internal/...
+	$(GO) run ./relay/cmd/blametrail-bench --backlog-events $(BENCH_BACKLOG) --json bench-results.json $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

@@ -112,8 +112,9 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// do sends one API call, retrying 429 and 502/503/504 (and connections that were refused)
-// with exponential backoff that honours Retry-After. out may be nil.
+// do sends one API call, retrying 429 and 503 (502 and 504 too, except for POST; see
+// retryableStatus) and connections that were refused, with exponential backoff that honours
+// Retry-After, at most c.retries times. out may be nil.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -122,8 +123,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return fmt.Errorf("apiclient: encode %s %s: %w", method, path, err)
 		}
 	}
+	// path arrives escaped (ids go through url.PathEscape); setting only Path would escape
+	// it a second time, turning "%2F" into "%252F".
 	u := *c.base
-	u.Path = c.base.Path + path
+	u.RawPath = c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
 	u.RawQuery = query.Encode()
 	for try := 0; ; try++ {
 		resp, err := c.send(ctx, method, u.String(), body)
@@ -134,7 +140,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				return fmt.Errorf("apiclient: %s %s: %w", method, path, err)
 			}
 			wait = backoff(try)
-		case retryableStatus(resp.StatusCode) && try < c.retries:
+		case retryableStatus(method, resp.StatusCode) && try < c.retries:
 			wait = max(backoff(try), retryAfter(resp.Header.Get("Retry-After")))
 			drain(resp)
 		default:
@@ -197,9 +203,18 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-func retryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || code == http.StatusBadGateway ||
-		code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+// retryableStatus: 429 and 503 mean the relay did not act on the request, so any method may
+// be sent again. 502 and 504 come from a proxy in front of the relay, which may have acted
+// on the request before the proxy gave up: only requests that are safe to repeat (every
+// method but POST, here) are retried, so a create is never made twice.
+func retryableStatus(method string, code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return method != http.MethodPost
+	}
+	return false
 }
 
 // retryableNetError is true only where the request cannot have reached the relay, so even a

@@ -1,0 +1,184 @@
+// Package provider is the BlameTrail Terraform provider: the provider configuration, the
+// blametrail_webhook_endpoint resource and the data sources. It reaches the relay only through
+// internal/apiclient and keeps no state of its own between calls. It must never log the API
+// token or a signing secret, and never replace an endpoint to change it: replacing would
+// rotate the signing secret that receivers verify with.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
+)
+
+// Environment variables read when the provider block leaves a setting out.
+const (
+	EnvEndpoint = "BLAMETRAIL_ENDPOINT"
+	EnvAPIToken = "BLAMETRAIL_API_TOKEN"
+)
+
+var _ provider.Provider = (*blametrailProvider)(nil)
+
+type blametrailProvider struct {
+	version string
+}
+
+// New returns the provider factory; version is the release (set by -ldflags in main).
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &blametrailProvider{version: version} }
+}
+
+type providerModel struct {
+	Endpoint types.String `tfsdk:"endpoint"`
+	APIToken types.String `tfsdk:"api_token"`
+}
+
+func (p *blametrailProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "blametrail"
+	resp.Version = p.version
+}
+
+func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Manages webhook endpoints of a BlameTrail relay through its admin API.",
+		Attributes: map[string]schema.Attribute{
+			"endpoint": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Base URL of the relay's admin API, such as `http://127.0.0.1:8080`. " +
+					"Defaults to the `" + EnvEndpoint + "` environment variable.",
+			},
+			"api_token": schema.StringAttribute{
+				Optional:  true,
+				Sensitive: true,
+				MarkdownDescription: "Bearer token of the relay's admin API (the relay's `--api-token`, or the token " +
+					"it generated into `<data-dir>/api-token`). Defaults to the `" + EnvAPIToken + "` environment variable.",
+			},
+		},
+	}
+}
+
+// Configure builds the API client. It does no I/O, so `terraform validate` and plans that
+// need no API call work without a reachable relay.
+func (p *blametrailProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// An unknown value (one computed during apply) cannot build a client; say so precisely,
+	// instead of failing later with an empty endpoint.
+	if cfg.Endpoint.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Unknown BlameTrail relay endpoint",
+			"The provider cannot call the relay because endpoint is not known until apply (it depends on a value "+
+				"computed during apply). Use a value known at plan time, such as a literal or a variable, or remove "+
+				"it and set "+EnvEndpoint+".")
+	}
+	if cfg.APIToken.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Unknown BlameTrail API token",
+			"The provider cannot call the relay because api_token is not known until apply (it depends on a value "+
+				"computed during apply). Use a value known at plan time, such as a variable, or remove it and set "+
+				EnvAPIToken+".")
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	endpoint := os.Getenv(EnvEndpoint)
+	if !cfg.Endpoint.IsNull() {
+		endpoint = cfg.Endpoint.ValueString()
+	}
+	token := os.Getenv(EnvAPIToken)
+	if !cfg.APIToken.IsNull() {
+		token = cfg.APIToken.ValueString()
+	}
+	if endpoint == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing BlameTrail relay endpoint",
+			"Set endpoint in the provider block, or the "+EnvEndpoint+" environment variable, to the relay's base "+
+				"URL, such as http://127.0.0.1:8080.")
+	}
+	if token == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Missing BlameTrail API token",
+			"Set api_token in the provider block, or the "+EnvAPIToken+" environment variable, to the relay's API "+
+				"token: the value of its --api-token flag, or the token it generated on first start into "+
+				"<data-dir>/api-token (the relay logs that path).")
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	client, err := apiclient.New(endpoint, token, apiclient.WithUserAgent(userAgent(req.TerraformVersion, p.version)))
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint", err.Error())
+		return
+	}
+	resp.DataSourceData = client
+	resp.ResourceData = client
+}
+
+func (p *blametrailProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{NewWebhookEndpointResource}
+}
+
+func (p *blametrailProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		NewWebhookEndpointDataSource,
+		NewWebhookEndpointsDataSource,
+		NewEventTypesDataSource,
+	}
+}
+
+// userAgent follows the convention of HashiCorp-maintained providers, so relay logs tell
+// Terraform traffic (and which versions) from other API clients.
+func userAgent(terraformVersion, providerVersion string) string {
+	if terraformVersion == "" {
+		terraformVersion = "unknown"
+	}
+	return fmt.Sprintf("Terraform/%s terraform-provider-blametrail/%s", terraformVersion, providerVersion)
+}
+
+// clientFrom unpacks what Configure stored. It is nil before the provider is configured (as
+// during validation), and resources and data sources then do nothing.
+func clientFrom(data any, diags *diag.Diagnostics) *apiclient.Client {
+	if data == nil {
+		return nil
+	}
+	c, ok := data.(*apiclient.Client)
+	if !ok {
+		diags.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *apiclient.Client, got %T. This is a bug in the provider; please report it.", data))
+		return nil
+	}
+	return c
+}
+
+// endpointFields are the attributes whose names the relay uses as the "field" of a
+// validation error, so its message can point at the line of configuration.
+var endpointFields = map[string]bool{"url": true, "name": true, "description": true, "event_types": true, "active": true}
+
+// addAPIError turns an API client error into a diagnostic that says what to do about it.
+func addAPIError(diags *diag.Diagnostics, summary string, err error) {
+	var ae *apiclient.Error
+	switch {
+	case errors.As(err, &ae) && errors.Is(err, apiclient.ErrValidation) && endpointFields[ae.Field]:
+		diags.AddAttributeError(path.Root(ae.Field), summary, "The relay rejected "+ae.Field+": "+ae.Message)
+	case errors.Is(err, apiclient.ErrUnauthorized):
+		diags.AddError(summary, "The relay refused the API token (HTTP 401). Check api_token in the provider "+
+			"block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of <data-dir>/api-token.")
+	case errors.As(err, &ae):
+		diags.AddError(summary, ae.Error())
+	default:
+		diags.AddError(summary, "The request to the BlameTrail relay failed: "+err.Error()+
+			"\n\nCheck that the relay is running and that the provider's endpoint (or "+EnvEndpoint+") points at it.")
+	}
+}

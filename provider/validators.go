@@ -1,0 +1,144 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+)
+
+// The validators below turn the relay's input rules into plan-time diagnostics, so a typo
+// fails `terraform plan` instead of half-way through an apply. Each one reuses the rule the
+// relay itself applies (internal/api, internal/netpolicy), so the two cannot drift apart.
+
+// urlValidator accepts what the relay would store: an absolute http(s) URL with a host, no
+// fragment, no whitespace. It applies the most permissive network policy, because whether
+// http:// or a private address is allowed is the relay operator's choice (--allow-http,
+// --allow-private-networks), which only the relay knows; it reports that at apply time.
+type urlValidator struct{}
+
+func (urlValidator) Description(context.Context) string {
+	return "must be an absolute http:// or https:// URL"
+}
+
+func (v urlValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (urlValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	permissive := netpolicy.Policy{AllowHTTP: true, AllowPrivate: true}
+	if err := permissive.CheckURL(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid webhook URL",
+			fmt.Sprintf("%q is not a webhook URL the relay accepts: %s. Use an absolute http(s) URL such as "+
+				"https://ops.example.com/blametrail-webhook.", req.ConfigValue.ValueString(), err))
+	}
+}
+
+// textValidator mirrors the relay's rules for names and descriptions: at most max characters
+// (runes, as the relay counts), no control characters except tab (and newline where
+// multiline), and not blank where required.
+type textValidator struct {
+	max       int
+	multiline bool
+	required  bool
+}
+
+func (v textValidator) Description(context.Context) string {
+	d := fmt.Sprintf("at most %d characters, no control characters", v.max)
+	if v.required {
+		d = "not blank, " + d
+	}
+	return d
+}
+
+func (v textValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v textValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if msg := v.check(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid attribute value", msg)
+	}
+}
+
+// check returns what is wrong with s, or "".
+func (v textValidator) check(s string) string {
+	if v.required && strings.TrimSpace(s) == "" {
+		return "Must not be empty or only whitespace."
+	}
+	if n := utf8.RuneCountInString(s); n > v.max {
+		return fmt.Sprintf("Must be at most %d characters (got %d).", v.max, n)
+	}
+	for _, r := range s {
+		if r == '\t' || r == '\n' && v.multiline {
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			if v.multiline {
+				return fmt.Sprintf("Must not contain control characters other than tab and newline (found %U).", r)
+			}
+			return fmt.Sprintf("Must not contain control characters such as newlines (found %U).", r)
+		}
+	}
+	return ""
+}
+
+// eventTypesValidator accepts the event types an endpoint may subscribe to. test.ping is
+// known but refused: the relay sends it to any endpoint on request, never by subscription.
+type eventTypesValidator struct{}
+
+func (eventTypesValidator) Description(context.Context) string {
+	return "each element must be one of " + strings.Join(subscribableEventTypes(), ", ")
+}
+
+func (v eventTypesValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (eventTypesValidator) ValidateSet(_ context.Context, req validator.SetRequest, resp *validator.SetResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	for _, elem := range req.ConfigValue.Elements() {
+		s, ok := elem.(types.String)
+		if !ok || s.IsNull() || s.IsUnknown() {
+			continue
+		}
+		if msg := checkEventType(s.ValueString()); msg != "" {
+			resp.Diagnostics.AddAttributeError(req.Path.AtSetValue(elem), "Invalid event type", msg)
+		}
+	}
+}
+
+// checkEventType returns what is wrong with t as a subscription, or "".
+func checkEventType(t string) string {
+	switch {
+	case t == api.TypeTestPing:
+		return fmt.Sprintf("%q cannot be subscribed to: the relay sends it to any endpoint when asked "+
+			"(POST /api/webhooks/endpoints/{id}/test). Subscribe to some of: %s.",
+			t, strings.Join(subscribableEventTypes(), ", "))
+	case !api.IngestibleType(t):
+		return fmt.Sprintf("Unknown event type %q. Known event types: %s. Omit event_types to receive all of them.",
+			t, strings.Join(subscribableEventTypes(), ", "))
+	}
+	return ""
+}
+
+// subscribableEventTypes is the catalogue minus test.ping, in display order.
+func subscribableEventTypes() []string {
+	out := make([]string, 0, len(api.EventTypes))
+	for _, t := range api.EventTypes {
+		if api.IngestibleType(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,150 @@
+package provider
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+)
+
+func TestURLValidator(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // substring of the error; "" = valid
+	}{
+		{"https://ops.example.com/blametrail-webhook", ""},
+		{"http://127.0.0.1:9000/hook", ""}, // the relay's policy decides, at apply
+		{"https://Hooks.Example.com:443/x?team=ops", ""},
+		{"http://localhost/x", ""},
+		{"https://[::1]:8443/x", ""},
+		{"", "url is empty"},
+		{"hooks.example.com/x", "must be absolute"},
+		{"/relative/path", "must be absolute"},
+		{"ftp://hooks.example.com/x", `scheme "ftp" is not supported`},
+		{"mailto:ops@example.com", `scheme "mailto" is not supported`},
+		{"https://hooks.example.com/x#frag", "fragment"},
+		{"https:///no-host", "must have a host"},
+		{"https://hooks.example.com/a b", "whitespace"},
+		{"https://hooks.example.com:99999/x", "outside 1-65535"},
+		{"https://" + strings.Repeat("a", 2050), "longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			req := validator.StringRequest{Path: path.Root("url"), ConfigValue: types.StringValue(tt.in)}
+			var resp validator.StringResponse
+			urlValidator{}.ValidateString(context.Background(), req, &resp)
+			checkDiags(t, resp.Diagnostics.Errors(), tt.want)
+		})
+	}
+}
+
+func TestURLValidatorSkipsUnknownAndNull(t *testing.T) {
+	for _, v := range []types.String{types.StringNull(), types.StringUnknown()} {
+		var resp validator.StringResponse
+		urlValidator{}.ValidateString(context.Background(), validator.StringRequest{ConfigValue: v}, &resp)
+		if resp.Diagnostics.HasError() {
+			t.Errorf("%v: %v", v, resp.Diagnostics)
+		}
+	}
+}
+
+func TestTextValidator(t *testing.T) {
+	name := textValidator{max: api.MaxNameLen, required: true}
+	desc := textValidator{max: api.MaxDescriptionLen, multiline: true}
+	tests := []struct {
+		v    textValidator
+		in   string
+		want string
+	}{
+		{name, "Internal Dashboard", ""},
+		{name, "x", ""},
+		{name, strings.Repeat("é", api.MaxNameLen), ""}, // characters, not bytes
+		{name, strings.Repeat("n", api.MaxNameLen+1), "at most 200 characters (got 201)"},
+		{name, "", "Must not be empty"},
+		{name, " \t ", "Must not be empty"},
+		{name, "tab\tok", ""},
+		{name, "two\nlines", "control characters such as newlines"},
+		{name, "bell\a", "U+0007"},
+		{name, "del\x7f", "U+007F"},
+		{desc, "", ""},
+		{desc, "first\nsecond", ""},
+		{desc, "crlf\r\n", "U+000D"},
+		{desc, strings.Repeat("d", api.MaxDescriptionLen+1), "at most 1024 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			req := validator.StringRequest{Path: path.Root("name"), ConfigValue: types.StringValue(tt.in)}
+			var resp validator.StringResponse
+			tt.v.ValidateString(context.Background(), req, &resp)
+			checkDiags(t, resp.Diagnostics.Errors(), tt.want)
+		})
+	}
+}
+
+func TestEventTypesValidator(t *testing.T) {
+	tests := []struct {
+		name string
+		in   types.Set
+		want []string // one error substring per expected diagnostic
+	}{
+		{"all subscribable", stringSet(subscribableEventTypes()), nil},
+		{"empty means all", stringSet(nil), nil},
+		{"null", types.SetNull(types.StringType), nil},
+		{"unknown set", types.SetUnknown(types.StringType), nil},
+		{"unknown element", types.SetValueMust(types.StringType, []attr.Value{types.StringUnknown()}), nil},
+		{"unknown type", stringSet([]string{"incident.opened", "incident.exploded"}), []string{`Unknown event type "incident.exploded"`}},
+		{"test.ping", stringSet([]string{api.TypeTestPing}), []string{`"test.ping" cannot be subscribed to`}},
+		{"case matters", stringSet([]string{"Incident.Opened"}), []string{"Unknown event type"}},
+		{"two bad", stringSet([]string{"a", "b"}), []string{"Unknown event type", "Unknown event type"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := validator.SetRequest{Path: path.Root("event_types"), ConfigValue: tt.in}
+			var resp validator.SetResponse
+			eventTypesValidator{}.ValidateSet(context.Background(), req, &resp)
+			errs := resp.Diagnostics.Errors()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d errors %v, want %d", len(errs), errs, len(tt.want))
+			}
+			for i, want := range tt.want {
+				if !strings.Contains(errs[i].Detail(), want) {
+					t.Errorf("error %d = %q, want it to contain %q", i, errs[i].Detail(), want)
+				}
+				// The diagnostic points at the element, so Terraform underlines the bad type.
+				if d, ok := errs[i].(interface{ Path() path.Path }); !ok || !strings.Contains(d.Path().String(), "event_types[Value(") {
+					t.Errorf("error %d is not attached to the set element: %v", i, errs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestSubscribableEventTypes(t *testing.T) {
+	got := strings.Join(subscribableEventTypes(), ",")
+	if want := "incident.opened,incident.acknowledged,incident.resolved,deploy.ingested"; got != want {
+		t.Errorf("subscribableEventTypes = %s, want %s", got, want)
+	}
+}
+
+func checkDiags(t *testing.T, errs diag.Diagnostics, want string) {
+	t.Helper()
+	if want == "" {
+		if len(errs) > 0 {
+			t.Fatalf("unexpected error: %s", errs[0].Detail())
+		}
+		return
+	}
+	if len(errs) != 1 {
+		t.Fatalf("got %d errors, want 1 containing %q", len(errs), want)
+	}
+	if !strings.Contains(errs[0].Detail(), want) {
+		t.Errorf("error %q does not contain %q", errs[0].Detail(), want)
+	}
+}
