@@ -240,8 +240,9 @@ func (t tokenCheck) matches(presented []byte) bool {
 
 func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	auth := ctx.Request.Header.Peek("Authorization")
-	tok, found := bytes.CutPrefix(auth, []byte("Bearer "))
-	if found && s.token.matches(bytes.TrimSpace(tok)) {
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	found := len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("Bearer "))
+	if found && s.token.matches(bytes.TrimSpace(auth[7:])) {
 		return true
 	}
 	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="blametrail-relay"`)

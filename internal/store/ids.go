@@ -92,14 +92,18 @@ func encode128(b [16]byte) string {
 	return string(out[:])
 }
 
-func indexCrockford(c byte) int {
-	for i := 0; i < len(crockford); i++ {
-		if crockford[i] == c {
-			return i
-		}
+// crockfordIndex maps a byte to its digit value, or -1; ids are parsed on every record.
+var crockfordIndex = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
 	}
-	return -1
-}
+	for i := 0; i < len(crockford); i++ {
+		t[crockford[i]] = int8(i)
+	}
+	return t
+}()
+
+func indexCrockford(c byte) int { return int(crockfordIndex[c]) }
 
 // ValidID reports whether s looks like an id with the given prefix; handlers use it to turn
 // garbage into a 404 before touching state.

@@ -109,8 +109,8 @@ func (s *Store) loadSnapshot() (wal.Position, error) {
 }
 
 // persistLoop snapshots when enough log has accumulated (at least SnapshotBytes, and at least
-// the size of the last snapshot, so snapshot writing stays proportional to log writing however
-// large the backlog) or when SnapshotInterval passed with changes.
+// twice the size of the last snapshot, so snapshot writing stays below half of log writing
+// however large the backlog) or when SnapshotInterval passed with changes.
 func (s *Store) persistLoop() {
 	defer close(s.persist.done)
 	t := time.NewTicker(time.Second)
@@ -124,7 +124,7 @@ func (s *Store) persistLoop() {
 		// Snapshot, which callers may also run, sets these under snapMu.
 		s.persist.snapMu.Lock()
 		since := s.wal.Written() - s.persist.written
-		due := since >= max(s.opts.SnapshotBytes, s.persist.lastSize) ||
+		due := since >= max(s.opts.SnapshotBytes, 2*s.persist.lastSize) ||
 			(since > 0 && time.Since(s.persist.lastAt) >= s.opts.SnapshotInterval)
 		s.persist.snapMu.Unlock()
 		if due && s.wal.Err() == nil {
