@@ -53,7 +53,7 @@ type queue struct {
 	endpointID string
 	ready      []store.DeliveryID // FIFO
 	head       int
-	inFlight   int
+	workers    int // goroutines attempting this endpoint's deliveries, at most MaxInFlight
 }
 
 // New returns an engine that is not yet running.
@@ -171,35 +171,46 @@ func (e *Engine) enqueue(endpointID string, id store.DeliveryID) {
 	e.dispatch(q)
 }
 
-// dispatch starts attempts from q while it is under its bound. Callers hold e.mu.
+// dispatch starts workers for q up to its bound. Callers hold e.mu. Workers live as long as
+// their queue has work, so a busy endpoint reuses up to MaxInFlight goroutines (and their grown
+// stacks) instead of starting one per attempt.
 func (e *Engine) dispatch(q *queue) {
-	for !e.stopping && q.inFlight < e.cfg.MaxInFlight && q.head < len(q.ready) {
+	for n := len(q.ready) - q.head; n > 0 && !e.stopping && q.workers < e.cfg.MaxInFlight; n-- {
+		q.workers++
+		e.inFlight.Add(1)
+		go e.work(q)
+	}
+}
+
+// work attempts q's due deliveries one after another until the queue is empty.
+func (e *Engine) work(q *queue) {
+	defer e.inFlight.Done()
+	e.mu.Lock()
+	for !e.stopping && q.head < len(q.ready) {
 		id := q.ready[q.head]
 		q.head++
-		q.inFlight++
-		e.inFlight.Add(1)
-		go e.run(q, id)
+		q.compact()
+		e.mu.Unlock()
+		if job, ok := e.cfg.Store.Begin(id, time.Now()); ok {
+			e.attempt(job)
+		}
+		e.mu.Lock()
 	}
+	q.workers--
+	if q.workers == 0 && q.head == len(q.ready) {
+		delete(e.queues, q.endpointID)
+	}
+	e.mu.Unlock()
+}
+
+// compact reclaims the consumed front of the queue.
+func (q *queue) compact() {
 	if q.head == len(q.ready) {
 		q.ready, q.head = q.ready[:0], 0
 	} else if q.head > 1024 && q.head*2 > len(q.ready) {
 		q.ready = append(q.ready[:0], q.ready[q.head:]...)
 		q.head = 0
 	}
-	if q.inFlight == 0 && len(q.ready) == 0 {
-		delete(e.queues, q.endpointID)
-	}
-}
-
-func (e *Engine) run(q *queue, id store.DeliveryID) {
-	defer e.inFlight.Done()
-	if job, ok := e.cfg.Store.Begin(id, time.Now()); ok {
-		e.attempt(job)
-	}
-	e.mu.Lock()
-	q.inFlight--
-	e.dispatch(q)
-	e.mu.Unlock()
 }
 
 // attempt performs one attempt and records it.
