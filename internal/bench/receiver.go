@@ -24,6 +24,10 @@ type ReceiverConfig struct {
 	// FailRate is the fraction of requests answered 500, chosen by request count (exactly
 	// ⌊n·rate⌋ of the first n requests fail, spread evenly), so runs are reproducible.
 	FailRate float64
+	// MaxFailsPerDelivery stops injecting failures into a delivery after this many (0 = no
+	// cap). Scenario 3 sets it below the relay's attempts, so an unlucky delivery that keeps
+	// drawing the failing request slots is not failed for good and counted as lost.
+	MaxFailsPerDelivery int
 	// Hold makes every request wait until Release is called (a receiver that accepts
 	// connections but does not answer).
 	Hold bool
@@ -47,6 +51,8 @@ type Receiver struct {
 	closed  sync.Once
 	secret  atomic.Pointer[string]
 	table   *arrivalTable
+	failsMu sync.Mutex
+	fails   map[uint64]int // injected failures per delivery id hash
 
 	requests      atomic.Int64 // every request
 	okAnswers     atomic.Int64 // answered 2xx
@@ -152,6 +158,25 @@ func (rc *Receiver) shouldFail(n int64) bool {
 	return math.Floor(float64(n)*r) != math.Floor(float64(n-1)*r)
 }
 
+// allowFail counts an injected failure against the delivery, up to MaxFailsPerDelivery.
+func (rc *Receiver) allowFail(id []byte) bool {
+	max := rc.cfg.MaxFailsPerDelivery
+	if max <= 0 {
+		return true
+	}
+	h := fnv64(id)
+	rc.failsMu.Lock()
+	defer rc.failsMu.Unlock()
+	if rc.fails == nil {
+		rc.fails = make(map[uint64]int)
+	}
+	if rc.fails[h] >= max {
+		return false
+	}
+	rc.fails[h]++
+	return true
+}
+
 var (
 	keySeq  = []byte(`"seq":`)
 	keySent = []byte(`"sent_ns":`)
@@ -229,7 +254,7 @@ func (rc *Receiver) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	fail := rc.shouldFail(n)
+	fail := rc.shouldFail(n) && rc.allowFail(id)
 	if d := rc.cfg.Latency; d > 0 {
 		t := time.NewTimer(d)
 		select {

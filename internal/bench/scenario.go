@@ -386,6 +386,9 @@ func (h *Harness) runFlow(ctx context.Context, spec flowSpec) (*ScenarioResult, 
 			cfg.Latency = h.opts.SlowLatency
 		} else {
 			cfg.FailRate = spec.failRate
+			// 1 attempt + 5 retries: never fail the last, so injected failures cost retries,
+			// not deliveries, and "nothing lost" measures the relay.
+			cfg.MaxFailsPerDelivery = 5
 		}
 		rc, err := StartReceiver(cfg)
 		if err != nil {

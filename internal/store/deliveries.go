@@ -125,10 +125,15 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	}
 	body, err := s.payload(&e)
 	if err != nil {
-		s.log.Error("read event payload back from the WAL", "event_id", e.id.format("evt_"), "delivery_id", id.String(), "err", err)
+		// Not dropped: a delivery the engine forgets would stay pending until a restart.
+		s.log.Error("read event payload back from the WAL; retrying in 1s", "event_id", e.id.format("evt_"),
+			"delivery_id", id.String(), "err", err)
 		s.mu.Lock()
 		d.inFlight = false
+		again := d.ready()
 		s.mu.Unlock()
+		again.Due = now.Add(time.Second)
+		s.notify([]Ready{again})
 		return Job{}, false
 	}
 	job.Body = body

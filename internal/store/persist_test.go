@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +17,8 @@ import (
 // failingFS fails every File.Sync once armed, as a disk that stops accepting writes would.
 type failingFS struct {
 	wal.OSFS
-	armed atomic.Bool
+	armed     atomic.Bool
+	readsFail atomic.Bool
 }
 
 type failingFile struct {
@@ -30,6 +32,13 @@ func (f *failingFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File,
 		return nil, err
 	}
 	return failingFile{File: file, fs: f}, nil
+}
+
+func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.fs.readsFail.Load() {
+		return 0, errors.New("injected: read failed")
+	}
+	return f.File.ReadAt(p, off)
 }
 
 func (f failingFile) Sync() error {
@@ -169,4 +178,46 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrBadSnapshot", err)
 		}
 	})
+}
+
+// TestPersistPayloadReadErrorRetries: when a payload that fell out of the cache cannot be read
+// back, the delivery is offered again a little later instead of being forgotten until a restart.
+func TestPersistPayloadReadErrorRetries(t *testing.T) {
+	ffs := &failingFS{}
+	var mu sync.Mutex
+	var readies []Ready
+	s, err := Open(Options{Dir: t.TempDir(), WAL: wal.Options{FS: ffs}, PayloadCache: 1,
+		OnReady: func(r Ready) { mu.Lock(); readies = append(readies, r); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_x"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the cache holds one body: the first is read back from the log
+		if _, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := s.Pending()[0]
+	ffs.readsFail.Store(true)
+	mu.Lock()
+	readies = nil
+	mu.Unlock()
+	now := time.Now()
+	if _, ok := s.Begin(first.Delivery, now); ok {
+		t.Fatal("Begin succeeded without its payload")
+	}
+	mu.Lock()
+	got := append([]Ready(nil), readies...)
+	mu.Unlock()
+	if len(got) != 1 || got[0].Delivery != first.Delivery || got[0].Due.Before(now.Add(500*time.Millisecond)) {
+		t.Fatalf("after a failed payload read the store offered %+v, want the delivery again about 1s later", got)
+	}
+	ffs.readsFail.Store(false)
+	job, ok := s.Begin(first.Delivery, now.Add(2*time.Second))
+	if !ok || len(job.Body) == 0 {
+		t.Fatalf("Begin after the read recovered: ok=%v body=%q", ok, job.Body)
+	}
 }

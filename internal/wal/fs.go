@@ -1,11 +1,9 @@
 package wal
 
 import (
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 )
 
@@ -71,30 +69,10 @@ func (OSFS) SyncDir(dir string) error {
 // WriteFileAtomic replaces path with data so that a crash leaves either the old or the new
 // content, never a mix: write a temp file, fsync it, rename it over path, fsync the directory.
 func WriteFileAtomic(fsys FS, path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp := path + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("wal: create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("wal: close %s: %w", tmp, err)
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		return fmt.Errorf("wal: rename %s: %w", tmp, err)
-	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return fmt.Errorf("wal: fsync dir %s: %w", dir, err)
-	}
-	return nil
+	return WriteFileAtomicFunc(fsys, path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // ReadFile reads a whole file through fsys.
