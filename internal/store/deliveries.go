@@ -16,7 +16,14 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	s.mu.Lock()
 	if in.IdempotencyKey != "" {
 		if r, ok := s.idem.Get(in.IdempotencyKey); ok {
+			// A concurrent first request may not be durable yet: answer no sooner than it.
+			wait := s.idemWait[in.IdempotencyKey]
 			s.mu.Unlock()
+			if wait != nil {
+				if err := wait(); err != nil {
+					return IngestResult{}, err
+				}
+			}
 			return r, nil
 		}
 	}
@@ -34,11 +41,20 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 		}
 	}
 	ready, wait, err := s.commit(&Record{Kind: KindEventAccepted, Event: ev})
+	if err == nil && in.IdempotencyKey != "" {
+		s.idemWait[in.IdempotencyKey] = wait
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return IngestResult{}, err
 	}
-	if err := wait(); err != nil {
+	err = wait()
+	if in.IdempotencyKey != "" {
+		s.mu.Lock()
+		delete(s.idemWait, in.IdempotencyKey)
+		s.mu.Unlock()
+	}
+	if err != nil {
 		return IngestResult{}, err
 	}
 	s.notify(ready)

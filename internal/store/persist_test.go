@@ -221,3 +221,77 @@ func TestPersistPayloadReadErrorRetries(t *testing.T) {
 		t.Fatalf("Begin after the read recovered: ok=%v body=%q", ok, job.Body)
 	}
 }
+
+// gatedFS holds every fsync until released, to keep a record "not yet durable" on purpose.
+type gatedFS struct {
+	wal.OSFS
+	armed atomic.Bool
+	gate  chan struct{}
+}
+
+type gatedFile struct {
+	wal.File
+	fs *gatedFS
+}
+
+func (g *gatedFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	f, err := g.OSFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return gatedFile{File: f, fs: g}, nil
+}
+
+func (f gatedFile) Sync() error {
+	if f.fs.armed.Load() {
+		<-f.fs.gate
+	}
+	return f.File.Sync()
+}
+
+// TestPersistDuplicateKeyWaitsForDurability: a repeat of an idempotency key that arrives
+// while the first event is still being fsynced is not answered before the first is durable.
+func TestPersistDuplicateKeyWaitsForDurability(t *testing.T) {
+	g := &gatedFS{gate: make(chan struct{})}
+	s, err := Open(Options{Dir: t.TempDir(), WAL: wal.Options{FS: g}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var release sync.Once
+	open := func() { release.Do(func() { g.armed.Store(false); close(g.gate) }) }
+	t.Cleanup(open) // runs before Close: a failing test must not leave the flusher blocked
+	g.armed.Store(true)
+	in := api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`), IdempotencyKey: "k"}
+	type answer struct {
+		r   IngestResult
+		err error
+	}
+	first, second := make(chan answer, 1), make(chan answer, 1)
+	go func() { r, err := s.Ingest(in); first <- answer{r, err} }()
+	// Wait until the first event is applied in memory (its key is known), then repeat it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		_, known := s.idem.Peek("k")
+		s.mu.Unlock()
+		if known {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first ingest never reached the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() { r, err := s.Ingest(in); second <- answer{r, err} }()
+	select {
+	case a := <-second:
+		t.Fatalf("the repeat was answered (%+v) before the first event was durable", a)
+	case <-time.After(200 * time.Millisecond):
+	}
+	open()
+	a, b := <-first, <-second
+	if a.err != nil || b.err != nil || a.r != b.r {
+		t.Fatalf("first %+v, repeat %+v: want the same answer, no errors", a, b)
+	}
+}

@@ -87,6 +87,7 @@ type Store struct {
 	order      []string // endpoint ids, ascending = creation order
 	deliveries map[ID]*delivery
 	idem       *lru.Cache[string, IngestResult]
+	idemWait   map[string]func() error   // keys whose first event is not durable yet
 	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
 	segRefs    map[uint64]int            // live events per WAL segment
 	errs       map[string]*string
@@ -234,6 +235,7 @@ func newStore(opts Options) (*Store, error) {
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
 		errs:       make(map[string]*string),
+		idemWait:   make(map[string]func() error),
 	}
 	// Eviction runs inside Add, under s.mu, from finish: it may change store state directly.
 	s.history, err = lru.NewWithEvict(opts.HistoryCache, func(_ ID, d *delivery) { s.forget(d) })
@@ -285,7 +287,13 @@ func (s *Store) Pending() []Ready {
 			out = append(out, d.ready())
 		}
 	}
-	slices.SortFunc(out, func(a, b Ready) int { return a.Due.Compare(b.Due) })
+	// Oldest first among equals, so a restart resumes in creation order.
+	slices.SortFunc(out, func(a, b Ready) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Delivery[:], b.Delivery[:])
+	})
 	return out
 }
 
