@@ -124,7 +124,7 @@ func (s *Server) createEndpoint(ctx *fasthttp.RequestCtx) {
 	if !s.storeError(ctx, err, "") {
 		return
 	}
-	s.log.Info("endpoint created", "endpoint_id", ep.ID, "url", ep.URL, "event_types", ep.EventTypes, "active", ep.Active)
+	s.log.Info("endpoint created", "endpoint_id", ep.ID, "url", logURL(ep.URL), "event_types", ep.EventTypes, "active", ep.Active)
 	writeJSON(ctx, fasthttp.StatusCreated, ep)
 }
 
@@ -140,7 +140,7 @@ func (s *Server) patchEndpoint(ctx *fasthttp.RequestCtx, id string) {
 	if !s.storeError(ctx, err, id) {
 		return
 	}
-	s.log.Info("endpoint updated", "endpoint_id", id, "url", ep.URL, "event_types", ep.EventTypes,
+	s.log.Info("endpoint updated", "endpoint_id", id, "url", logURL(ep.URL), "event_types", ep.EventTypes,
 		"active", ep.Active, "disabled_reason", ep.DisabledReason)
 	writeJSON(ctx, fasthttp.StatusOK, ep)
 }
