@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -41,22 +40,19 @@ func (urlValidator) ValidateString(_ context.Context, req validator.StringReques
 	}
 }
 
-// textValidator mirrors the relay's rules for names and descriptions: at most max characters
-// (runes, as the relay counts), no control characters except tab (and newline where
-// multiline), and not blank where required.
+// textValidator applies one of the relay's own text rules (api.ValidateName,
+// api.ValidateDescription), so plan-time checks and the relay cannot disagree.
 type textValidator struct {
-	max       int
-	multiline bool
-	required  bool
+	desc  string
+	check func(string) error
 }
 
-func (v textValidator) Description(context.Context) string {
-	d := fmt.Sprintf("at most %d characters, no control characters", v.max)
-	if v.required {
-		d = "not blank, " + d
-	}
-	return d
-}
+var (
+	nameValidator        = textValidator{fmt.Sprintf("not blank, at most %d characters, no control characters", api.MaxNameLen), api.ValidateName}
+	descriptionValidator = textValidator{fmt.Sprintf("at most %d characters, no control characters but newlines", api.MaxDescriptionLen), api.ValidateDescription}
+)
+
+func (v textValidator) Description(context.Context) string { return v.desc }
 
 func (v textValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
 
@@ -64,31 +60,9 @@ func (v textValidator) ValidateString(_ context.Context, req validator.StringReq
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if msg := v.check(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid attribute value", msg)
+	if err := v.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid attribute value", err.Error()+".")
 	}
-}
-
-// check returns what is wrong with s, or "".
-func (v textValidator) check(s string) string {
-	if v.required && strings.TrimSpace(s) == "" {
-		return "Must not be empty or only whitespace."
-	}
-	if n := utf8.RuneCountInString(s); n > v.max {
-		return fmt.Sprintf("Must be at most %d characters (got %d).", v.max, n)
-	}
-	for _, r := range s {
-		if r == '\t' || r == '\n' && v.multiline {
-			continue
-		}
-		if r < 0x20 || r == 0x7f {
-			if v.multiline {
-				return fmt.Sprintf("Must not contain control characters other than tab and newline (found %U).", r)
-			}
-			return fmt.Sprintf("Must not contain control characters such as newlines (found %U).", r)
-		}
-	}
-	return ""
 }
 
 // eventTypesValidator accepts the event types an endpoint may subscribe to. test.ping is

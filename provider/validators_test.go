@@ -56,8 +56,7 @@ func TestURLValidatorSkipsUnknownAndNull(t *testing.T) {
 }
 
 func TestTextValidator(t *testing.T) {
-	name := textValidator{max: api.MaxNameLen, required: true}
-	desc := textValidator{max: api.MaxDescriptionLen, multiline: true}
+	name, desc := nameValidator, descriptionValidator
 	tests := []struct {
 		v    textValidator
 		in   string
@@ -67,10 +66,10 @@ func TestTextValidator(t *testing.T) {
 		{name, "x", ""},
 		{name, strings.Repeat("é", api.MaxNameLen), ""}, // characters, not bytes
 		{name, strings.Repeat("n", api.MaxNameLen+1), "at most 200 characters (got 201)"},
-		{name, "", "Must not be empty"},
-		{name, " \t ", "Must not be empty"},
+		{name, "", "must not be empty"},
+		{name, " \t ", "must not be empty"},
 		{name, "tab\tok", ""},
-		{name, "two\nlines", "control characters such as newlines"},
+		{name, "two\nlines", "control characters (found U+000A)"},
 		{name, "bell\a", "U+0007"},
 		{name, "del\x7f", "U+007F"},
 		{desc, "", ""},

@@ -73,7 +73,7 @@ func (r *webhookEndpointResource) Schema(_ context.Context, _ resource.SchemaReq
 			"name": schema.StringAttribute{
 				Required:            true,
 				MarkdownDescription: fmt.Sprintf("Display name, 1 to %d characters.", api.MaxNameLen),
-				Validators:          []validator.String{textValidator{max: api.MaxNameLen, required: true}},
+				Validators:          []validator.String{nameValidator},
 			},
 			"description": schema.StringAttribute{
 				Optional: true,
@@ -82,7 +82,7 @@ func (r *webhookEndpointResource) Schema(_ context.Context, _ resource.SchemaReq
 				// description, an explicit "" and an imported endpoint without one all the same value.
 				Default:             stringdefault.StaticString(""),
 				MarkdownDescription: fmt.Sprintf("Free text, up to %d characters; may span lines. Defaults to `\"\"`.", api.MaxDescriptionLen),
-				Validators:          []validator.String{textValidator{max: api.MaxDescriptionLen, multiline: true}},
+				Validators:          []validator.String{descriptionValidator},
 			},
 			"event_types": schema.SetAttribute{
 				ElementType: types.StringType,

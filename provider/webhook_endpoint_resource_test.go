@@ -314,10 +314,10 @@ func TestAccWebhookEndpoint_validation(t *testing.T) {
 			step(`Invalid webhook URL.*whitespace`, "https://hooks.example.com/a b", "x"),
 			step(`Invalid event type.*Unknown event type "incident.exploded"`, ok, "x", `event_types = ["incident.opened", "incident.exploded"]`),
 			step(`Invalid event type.*"test.ping" cannot be subscribed to`, ok, "x", `event_types = ["test.ping"]`),
-			step(`Must not be empty`, ok, "   "),
-			step(`Must be at most 200 characters \(got 201\)`, ok, strings.Repeat("n", 201)),
-			step(`Must not contain control characters`, ok, "two\nlines"),
-			step(`Must be at most 1024 characters`, ok, "x", fmt.Sprintf("description = %q", strings.Repeat("d", 1025))),
+			step(`name must not be empty`, ok, "   "),
+			step(`name must be at most 200 characters \(got 201\)`, ok, strings.Repeat("n", 201)),
+			step(`name must not contain control characters`, ok, "two\nlines"),
+			step(`description must be at most 1024 characters`, ok, "x", fmt.Sprintf("description = %q", strings.Repeat("d", 1025))),
 		},
 	})
 }

@@ -94,11 +94,8 @@ func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
 		if err := decodeField(raw, &s); err != nil {
 			return in, invalid("invalid_name", "name", "name must be a string")
 		}
-		if err := checkText("name", s, MaxNameLen, false); err != nil {
+		if err := ValidateName(s); err != nil {
 			return in, err
-		}
-		if strings.TrimSpace(s) == "" {
-			return in, invalid("invalid_name", "name", "name must not be empty")
 		}
 		in.Name = &s
 	}
@@ -108,7 +105,7 @@ func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
 			if err := decodeField(raw, &s); err != nil {
 				return in, invalid("invalid_description", "description", "description must be a string")
 			}
-			if err := checkText("description", s, MaxDescriptionLen, true); err != nil {
+			if err := ValidateDescription(s); err != nil {
 				return in, err
 			}
 		}
@@ -259,6 +256,24 @@ func decodeField(raw json.RawMessage, v any) error {
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
+// ValidateName is the rule for an endpoint's name: 1..MaxNameLen characters, not blank, no
+// control characters but tab. The Terraform provider applies it at plan time.
+func ValidateName(s string) error {
+	if err := checkText("name", s, MaxNameLen, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(s) == "" {
+		return invalid("invalid_name", "name", "name must not be empty or only whitespace")
+	}
+	return nil
+}
+
+// ValidateDescription is the rule for a description: at most MaxDescriptionLen characters,
+// no control characters but tab and newline.
+func ValidateDescription(s string) error {
+	return checkText("description", s, MaxDescriptionLen, true)
+}
+
 // checkText keeps control characters out of values that end up in logs, the UI and headers;
 // only descriptions may span lines.
 func checkText(field, s string, max int, multiline bool) error {
@@ -274,7 +289,7 @@ func checkText(field, s string, max int, multiline bool) error {
 			continue
 		}
 		if r < 0x20 || r == 0x7f {
-			return invalid(code, field, "%s must not contain control characters", field)
+			return invalid(code, field, "%s must not contain control characters (found %U)", field, r)
 		}
 	}
 	return nil
