@@ -216,30 +216,6 @@ func (s *Store) Err() error {
 	return s.wal.Err()
 }
 
-// Stats are figures for health checks and benchmarks.
-type Stats struct {
-	Endpoints  int
-	Deliveries int
-	Pending    int
-	Segments   int
-}
-
-// Stats counts the state.
-func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := Stats{Endpoints: len(s.endpoints), Deliveries: len(s.deliveries)}
-	for _, d := range s.deliveries {
-		if d.open() {
-			st.Pending++
-		}
-	}
-	if s.wal != nil {
-		st.Segments = len(s.wal.Segments())
-	}
-	return st
-}
-
 type countingWriter struct {
 	w io.Writer
 	n int64
