@@ -91,6 +91,7 @@ type WAL struct {
 	tailSeg  uint64     // segment of the next append
 	tailOff  int64      // offset of the next append
 	pending  *batch
+	inflight *batch // the batch the flusher is writing, if any
 	failed   error
 	closed   bool
 	segments []uint64 // existing segment files, ascending
@@ -152,6 +153,26 @@ func (w *WAL) Append(data []byte) (Position, func() error) {
 	w.cond.Signal()
 	w.mu.Unlock()
 	return pos, func() error { <-b.done; return b.err }
+}
+
+// Barrier returns a wait that returns once every record appended before the call is durable
+// under the sync policy, or the error that stopped it. Readers use it so that they never show
+// state whose record a crash or a failed write could still take back.
+func (w *WAL) Barrier() func() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.pending
+	if b.empty() {
+		b = w.inflight
+	}
+	if b == nil {
+		err := w.stateErr()
+		if errors.Is(err, ErrClosed) {
+			err = nil // everything appended was written by Close
+		}
+		return func() error { return err }
+	}
+	return func() error { <-b.done; return b.err }
 }
 
 // Rotate makes the next append start a new segment and returns where that will be. Callers
@@ -220,6 +241,7 @@ func (w *WAL) flushLoop() {
 		}
 		b := w.pending
 		w.pending = newBatch()
+		w.inflight = b
 		failed := w.failed
 		w.mu.Unlock()
 
@@ -236,6 +258,13 @@ func (w *WAL) flushLoop() {
 		if err != nil {
 			b.err = fmt.Errorf("%w: %v", ErrFailed, err)
 		}
+		// Waits outlive the batch (Barrier hands them to readers): keep its bytes no longer.
+		b.buf, b.cuts = nil, nil
+		w.mu.Lock()
+		if w.inflight == b {
+			w.inflight = nil
+		}
+		w.mu.Unlock()
 		close(b.done)
 	}
 }

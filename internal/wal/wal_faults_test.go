@@ -349,3 +349,45 @@ func TestRepairInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestBarrier: a barrier taken while a record's fsync is held back does not return until that
+// fsync does, and reports a failed fsync; a barrier on an idle log returns at once.
+func TestBarrier(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ok", true: "fsync fails"}[fail], func(t *testing.T) {
+			ffs := newFaultFS()
+			gate, entered := make(chan struct{}), make(chan struct{}, 16)
+			o := opts(t.TempDir())
+			o.FS = ffs
+			w, _ := openT(t, o, Position{})
+			defer w.Close()
+			if err := waitT(t, w.Barrier()); err != nil {
+				t.Fatalf("barrier on an idle log: %v", err)
+			}
+			ffs.mu.Lock()
+			ffs.beforeSync = func(string) { entered <- struct{}{}; <-gate }
+			ffs.mu.Unlock()
+			if fail {
+				ffs.arm(opSync, 1)
+			}
+			_, wait := w.Append([]byte("record"))
+			<-entered // the flusher holds the batch in its fsync
+			barrier := w.Barrier()
+			done := make(chan error, 1)
+			go func() { done <- barrier() }()
+			select {
+			case err := <-done:
+				t.Fatalf("barrier returned (%v) before the fsync did", err)
+			default:
+			}
+			close(gate)
+			berr, aerr := waitT(t, func() error { return <-done }), waitT(t, wait)
+			if fail != (berr != nil) || fail != (aerr != nil) {
+				t.Fatalf("barrier error %v, append error %v; want both failed=%v", berr, aerr, fail)
+			}
+			if fail && !errors.Is(berr, ErrFailed) {
+				t.Fatalf("barrier error %v is not ErrFailed", berr)
+			}
+		})
+	}
+}
