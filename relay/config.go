@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
 // Config is the relay's whole configuration, from flags and BLAMETRAIL_* variables.
@@ -44,6 +45,10 @@ type Config struct {
 	LogLevel             slog.Level
 	Version              string
 }
+
+// MaxBodySizeLimit is the largest --max-body-size: what one WAL record holds, less room for the
+// rest of an event's record.
+const MaxBodySizeLimit = wal.MaxRecordSize - 1<<20
 
 // ErrUsage is a configuration the relay refuses to start with.
 var ErrUsage = errors.New("usage")
@@ -107,7 +112,9 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.DeliveryTimeout = p.duration("delivery-timeout", timeout, time.Second/10, time.Hour)
 	c.ShutdownTimeout = p.duration("shutdown-timeout", shutdown, 0, time.Hour)
 	c.DisableAfter = p.integer("disable-after", disableAfter, 0, 1_000_000)
-	c.MaxBodySize = p.integer("max-body-size", maxBody, 1024, 64<<20)
+	// An event's record holds its body plus the envelope, the idempotency key and the fan-out:
+	// keep a megabyte of the WAL's largest record for those.
+	c.MaxBodySize = p.integer("max-body-size", maxBody, 1024, MaxBodySizeLimit)
 	c.MaxInFlight = p.integer("max-in-flight", maxInFlight, 1, 4096)
 	c.HistoryLimit = p.integer("history-limit", history, 1, 1_000_000)
 	c.AllowHTTP = p.boolean("allow-http", allowHTTP)

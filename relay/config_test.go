@@ -162,6 +162,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"fsync", []string{"--fsync", "sometimes"}, nil, "fsync"},
 		{"fsync env", nil, envOf("BLAMETRAIL_FSYNC", "BATCH"), "fsync"},
 		{"max body too small", []string{"--max-body-size", "10"}, nil, "max-body-size"},
+		{"max body over what one WAL record holds", []string{"--max-body-size", "67108864"}, nil, "--max-body-size: 67108864 is outside 1024..15728640"},
+		{"max body env over what one WAL record holds", nil, envOf("BLAMETRAIL_MAX_BODY_SIZE", "16777216"), "max-body-size"},
 		{"log level", []string{"--log-level", "loud"}, nil, "log-level"},
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"empty listen", []string{"--listen", ""}, nil, "listen"},

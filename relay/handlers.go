@@ -303,6 +303,10 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 		writeError(ctx, fasthttp.StatusConflict, "endpoint_disabled", "endpoint "+id+" is disabled: enable it before sending a test")
 	case errors.Is(err, store.ErrBadCursor):
 		writeBody(ctx, fasthttp.StatusUnprocessableEntity, api.ErrorBody{Error: api.ErrorDetail{Code: "invalid_cursor", Message: "cursor is not one this relay handed out", Field: "cursor"}})
+	case errors.Is(err, store.ErrTooLarge):
+		// Possible only for an event fanned out to very many endpoints: the body itself is
+		// capped below the WAL's record size by --max-body-size.
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "the event and its fan-out do not fit in one log record; send a smaller body")
 	default:
 		s.log.Error("state change not durable", "err", err)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the relay could not store this change durably; retry later")

@@ -75,6 +75,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		SnapshotBytes:    cfg.SnapshotBytes,
 		SnapshotInterval: cfg.SnapshotInterval,
 		OnReady:          s.engine.Ready,
+		OnStop:           s.engine.Drop,
 		Logger:           log,
 	}
 

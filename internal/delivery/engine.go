@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
@@ -97,6 +98,39 @@ func (e *Engine) Ready(r store.Ready) {
 		default:
 		}
 	}
+}
+
+// Drop forgets the timers and queued deliveries of an endpoint that was disabled or deleted
+// (the store's OnStop hook), instead of keeping them until they fall due, up to a day later.
+// Re-enabling the endpoint hands its held deliveries back through Ready.
+func (e *Engine) Drop(endpointID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	kept := e.timers[:0]
+	for _, r := range e.timers {
+		if r.EndpointID != endpointID {
+			kept = append(kept, r)
+		}
+	}
+	clear(e.timers[len(kept):])
+	e.timers = kept
+	heap.Init(&e.timers)
+	if q, ok := e.queues[endpointID]; ok {
+		// Workers already running finish the attempt they began; the rest of the queue goes.
+		clear(q.ready)
+		q.ready, q.head = q.ready[:0], 0
+	}
+}
+
+// Scheduled is how many deliveries wait in timers or queues.
+func (e *Engine) Scheduled() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := len(e.timers)
+	for _, q := range e.queues {
+		n += len(q.ready) - q.head
+	}
+	return n
 }
 
 // SetStore attaches the store when it is built after the engine (the store needs the
@@ -215,8 +249,17 @@ func (q *queue) compact() {
 
 // attempt performs one attempt and records it.
 func (e *Engine) attempt(job store.Job) {
-	res := e.sender.send(job)
-	out := store.Outcome{Delivery: job.Delivery, Attempt: res.attempt, Success: res.success, Gone: res.gone}
+	var res result
+	if job.PayloadErr != nil {
+		// Nothing to send: the attempt fails here and follows the schedule like any failure, so
+		// a body lost to disk damage ends as a failed delivery instead of a retry every second.
+		res.attempt = store.Attempt{N: job.N, At: time.Now().UTC().Truncate(time.Millisecond),
+			Error: truncateError("payload unreadable: " + job.PayloadErr.Error())}
+	} else {
+		res = e.sender.send(job)
+	}
+	out := store.Outcome{Delivery: job.Delivery, Attempt: res.attempt, Success: res.success, Gone: res.gone,
+		Local: job.PayloadErr != nil}
 	if !res.success && !res.gone && !job.Test {
 		if d, ok := retryDelay(e.cfg.Schedule, job.N, res.retryAfter); ok {
 			out.RetryAt = res.attempt.At.Add(time.Duration(res.attempt.DurationMS)*time.Millisecond + d)
@@ -258,4 +301,17 @@ func (h *timerHeap) Pop() any {
 	r := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return r
+}
+
+// truncateError bounds an attempt's stored error message.
+func truncateError(msg string) string {
+	const limit = 300
+	if len(msg) <= limit {
+		return msg
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }

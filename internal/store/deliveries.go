@@ -16,13 +16,12 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	s.mu.Lock()
 	if in.IdempotencyKey != "" {
 		if r, ok := s.idem.Get(in.IdempotencyKey); ok {
-			// A concurrent first request may not be durable yet: answer no sooner than it.
-			wait := s.idemWait[in.IdempotencyKey]
+			// The first request's record may not be durable yet, or may have failed: answer
+			// no sooner than it is, and never with a result a crash could take back.
+			wait := s.barrier()
 			s.mu.Unlock()
-			if wait != nil {
-				if err := wait(); err != nil {
-					return IngestResult{}, err
-				}
+			if err := wait(); err != nil {
+				return IngestResult{}, err
 			}
 			return r, nil
 		}
@@ -41,20 +40,11 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 		}
 	}
 	ready, wait, err := s.commit(&Record{Kind: KindEventAccepted, Event: ev})
-	if err == nil && in.IdempotencyKey != "" {
-		s.idemWait[in.IdempotencyKey] = wait
-	}
 	s.mu.Unlock()
 	if err != nil {
 		return IngestResult{}, err
 	}
-	err = wait()
-	if in.IdempotencyKey != "" {
-		s.mu.Lock()
-		delete(s.idemWait, in.IdempotencyKey)
-		s.mu.Unlock()
-	}
-	if err != nil {
+	if err := wait(); err != nil {
 		return IngestResult{}, err
 	}
 	s.notify(ready)
@@ -65,12 +55,15 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 func (s *Store) SendTest(endpointID string) (string, error) {
 	s.mu.Lock()
 	ep, ok := s.endpoints[endpointID]
-	if !ok {
+	if !ok || !ep.Active {
+		wait := s.barrier()
 		s.mu.Unlock()
-		return "", ErrNotFound
-	}
-	if !ep.Active {
-		s.mu.Unlock()
+		if err := wait(); err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", ErrNotFound
+		}
 		return "", ErrInactive
 	}
 	now := s.now()
@@ -117,6 +110,9 @@ type Job struct {
 	Body       []byte // shared, read-only
 	N          int    // the number this attempt will have
 	Test       bool
+	// PayloadErr: the body could not be read back from the WAL. The attempt is not sent; it
+	// fails with this error and follows the retry schedule like any other failure.
+	PayloadErr error
 }
 
 // Begin claims a due delivery for an attempt. It reports false when the delivery is gone,
@@ -141,20 +137,24 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	}
 	body, err := s.payload(&e)
 	if err != nil {
-		// Not dropped: a delivery the engine forgets would stay pending until a restart.
-		s.log.Error("read event payload back from the WAL; retrying in 1s", "event_id", e.id.format("evt_"),
-			"delivery_id", id.String(), "err", err)
+		s.payloadErrors.Add(1)
 		s.mu.Lock()
-		d.inFlight = false
-		again := d.ready()
+		first := !d.ev.unreadable
+		d.ev.unreadable = true
 		s.mu.Unlock()
-		again.Due = now.Add(time.Second)
-		s.notify([]Ready{again})
-		return Job{}, false
+		if first {
+			s.log.Error("event payload cannot be read back from the WAL: its deliveries fail after their retry schedule",
+				"event_id", e.id.format("evt_"), "delivery_id", id.String(), "endpoint_id", job.EndpointID, "err", err)
+		}
+		job.PayloadErr = err
+		return job, true
 	}
 	job.Body = body
 	return job, true
 }
+
+// PayloadReadErrors counts attempts whose event body could not be read back from the WAL.
+func (s *Store) PayloadReadErrors() int64 { return s.payloadErrors.Load() }
 
 // payload returns an event's body from the cache or, on a miss, from its WAL record.
 func (s *Store) payload(e *event) ([]byte, error) {
@@ -183,11 +183,14 @@ type Outcome struct {
 	Success  bool
 	Gone     bool      // 410: disable the endpoint now
 	RetryAt  time.Time // zero: no attempts left
+	// Local: the attempt failed on the relay's side (its payload could not be read), so it
+	// says nothing about the receiver and does not count toward disabling the endpoint.
+	Local bool
 }
 
 // Finish records an attempt begun with Begin and decides what follows: the delivery's status,
 // the endpoint's failure counter, and whether the endpoint is disabled. It returns the
-// disabled reason when this attempt disabled the endpoint.
+// disabled reason when this attempt disabled the endpoint, and then only once that is durable.
 func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	s.mu.Lock()
 	d, ok := s.deliveries[o.Delivery]
@@ -212,7 +215,7 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	default:
 		a.Status = api.StatusFailed
 	}
-	if a.Status == api.StatusFailed && !d.test {
+	if a.Status == api.StatusFailed && !d.test && !o.Local {
 		a.Failures++
 		if a.Disable == "" && s.opts.DisableAfter > 0 && a.Failures >= s.opts.DisableAfter {
 			a.Disable = api.DisabledConsecutiveFailures
@@ -225,7 +228,8 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	// record survives a crash (at worst a replay repeats it, which at-least-once allows), and
 	// the retry it schedules lies at least one schedule step ahead of the group commit that
 	// makes the record durable. Waiting would cap an endpoint at MaxInFlight attempts per fsync.
-	_, _, err = s.commit(&Record{Kind: KindAttempt, Attempt: a})
+	// An endpoint state change is the exception: it is waited for before anyone hears of it.
+	_, wait, err := s.commit(&Record{Kind: KindAttempt, Attempt: a})
 	if err != nil {
 		d.inFlight = false
 	}
@@ -237,13 +241,19 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if err != nil {
 		return "", err
 	}
+	if a.Disable != "" {
+		if err := wait(); err != nil {
+			return "", err
+		}
+		s.stopped(ep.ID)
+	}
 	s.notify(next)
 	return a.Disable, nil
 }
 
 // Deliveries returns up to limit deliveries of an endpoint older than the one named by cursor
 // ("" = from the newest), newest first, and the next cursor ("" at the end).
-func (s *Store) Deliveries(endpointID, cursor string, limit int) ([]api.Delivery, string, error) {
+func (s *Store) Deliveries(endpointID, cursor string, limit int) (out []api.Delivery, next string, err error) {
 	var cur ID
 	if cursor != "" {
 		var ok bool
@@ -251,43 +261,51 @@ func (s *Store) Deliveries(endpointID, cursor string, limit int) ([]api.Delivery
 			return nil, "", ErrBadCursor
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ep, ok := s.endpoints[endpointID]
-	if !ok {
-		return nil, "", ErrNotFound
+	err = ErrNotFound
+	if rerr := s.read(func() {
+		if ep, ok := s.endpoints[endpointID]; ok {
+			out, next, err = ep.deliveryPage(cursor != "", cur, limit), "", nil
+			if len(out) > limit {
+				out, next = out[:limit], out[limit-1].ID
+			}
+		}
+	}); rerr != nil {
+		return nil, "", rerr
 	}
+	return out, next, err
+}
+
+// deliveryPage lists up to limit+1 deliveries older than cur (all when !after), newest first;
+// the extra one tells the caller there is a next page. Callers hold s.mu.
+func (ep *endpoint) deliveryPage(after bool, cur ID, limit int) []api.Delivery {
 	end := len(ep.deliveries)
-	if cursor != "" {
+	if after {
 		end, _ = slices.BinarySearchFunc(ep.deliveries, cur, cmpDelivery)
 	}
-	out := make([]api.Delivery, 0, min(limit, end))
-	for i := end - 1; i >= 0; i-- {
-		d := ep.deliveries[i]
-		if d.removed {
-			continue
+	out := make([]api.Delivery, 0, min(limit+1, end))
+	for i := end - 1; i >= 0 && len(out) <= limit; i-- {
+		if d := ep.deliveries[i]; !d.removed {
+			out = append(out, d.view())
 		}
-		if len(out) == limit {
-			return out, out[len(out)-1].ID, nil
-		}
-		out = append(out, d.view())
 	}
-	return out, "", nil
+	return out
 }
 
 // Delivery returns one delivery.
-func (s *Store) Delivery(id string) (api.Delivery, error) {
+func (s *Store) Delivery(id string) (v api.Delivery, err error) {
 	did, ok := parseID("dlv_", id)
 	if !ok {
 		return api.Delivery{}, ErrNotFound
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.deliveries[did]
-	if !ok {
-		return api.Delivery{}, ErrNotFound
+	err = ErrNotFound
+	if rerr := s.read(func() {
+		if d, ok := s.deliveries[did]; ok {
+			v, err = d.view(), nil
+		}
+	}); rerr != nil {
+		return api.Delivery{}, rerr
 	}
-	return d.view(), nil
+	return v, err
 }
 
 func (d *delivery) view() api.Delivery {

@@ -53,8 +53,9 @@ func (s *Store) UpdateEndpoint(id string, in api.EndpointInput) (api.Endpoint, e
 	s.mu.Lock()
 	cur, ok := s.endpoints[id]
 	if !ok {
+		wait := s.barrier()
 		s.mu.Unlock()
-		return api.Endpoint{}, ErrNotFound
+		return api.Endpoint{}, notFound(wait)
 	}
 	ep := *cur
 	ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = nil, 0, nil, 0, 0
@@ -80,6 +81,7 @@ func (s *Store) UpdateEndpoint(id string, in api.EndpointInput) (api.Endpoint, e
 		}
 	}
 	ep.UpdatedAt = s.now()
+	stopping := cur.Active && !ep.Active
 	ready, wait, err := s.commit(&Record{Kind: KindEndpointPut, Endpoint: &ep})
 	var view api.Endpoint
 	if err == nil {
@@ -92,6 +94,9 @@ func (s *Store) UpdateEndpoint(id string, in api.EndpointInput) (api.Endpoint, e
 	if err := wait(); err != nil {
 		return api.Endpoint{}, err
 	}
+	if stopping {
+		s.stopped(id)
+	}
 	s.notify(ready)
 	return view, nil
 }
@@ -100,47 +105,71 @@ func (s *Store) UpdateEndpoint(id string, in api.EndpointInput) (api.Endpoint, e
 func (s *Store) DeleteEndpoint(id string) error {
 	s.mu.Lock()
 	if _, ok := s.endpoints[id]; !ok {
+		wait := s.barrier()
 		s.mu.Unlock()
-		return ErrNotFound
+		return notFound(wait)
 	}
 	_, wait, err := s.commit(&Record{Kind: KindEndpointDelete, EndpointID: id})
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return wait()
+	if err := wait(); err != nil {
+		return err
+	}
+	s.stopped(id)
+	return nil
+}
+
+// notFound is ErrNotFound once the state that said so is durable (a delete whose record then
+// failed must not have been reported done).
+func notFound(wait func() error) error {
+	if err := wait(); err != nil {
+		return err
+	}
+	return ErrNotFound
 }
 
 // Endpoint returns one endpoint without its secret.
-func (s *Store) Endpoint(id string) (api.Endpoint, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ep, ok := s.endpoints[id]
-	if !ok {
-		return api.Endpoint{}, ErrNotFound
+func (s *Store) Endpoint(id string) (v api.Endpoint, err error) {
+	err = ErrNotFound
+	if rerr := s.read(func() {
+		if ep, ok := s.endpoints[id]; ok {
+			v, err = ep.view(), nil
+		}
+	}); rerr != nil {
+		return api.Endpoint{}, rerr
 	}
-	return ep.view(), nil
+	return v, err
 }
 
 // Secret returns an endpoint's signing secret.
-func (s *Store) Secret(id string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ep, ok := s.endpoints[id]
-	if !ok {
-		return "", ErrNotFound
+func (s *Store) Secret(id string) (secret string, err error) {
+	err = ErrNotFound
+	if rerr := s.read(func() {
+		if ep, ok := s.endpoints[id]; ok {
+			secret, err = ep.Secret, nil
+		}
+	}); rerr != nil {
+		return "", rerr
 	}
-	return ep.Secret, nil
+	return secret, err
 }
 
 // Endpoints returns up to limit endpoints created after the one named by cursor ("" = from
 // the first), oldest first, and the cursor of the next page ("" when there is none).
-func (s *Store) Endpoints(cursor string, limit int) ([]api.Endpoint, string, error) {
+func (s *Store) Endpoints(cursor string, limit int) (out []api.Endpoint, next string, err error) {
 	if cursor != "" && !ValidID("ep_", cursor) {
 		return nil, "", ErrBadCursor
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.read(func() { out, next = s.endpointPage(cursor, limit) }); err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// endpointPage is a page of Endpoints. Callers hold s.mu.
+func (s *Store) endpointPage(cursor string, limit int) ([]api.Endpoint, string) {
 	start := 0
 	if cursor != "" {
 		i, found := slices.BinarySearch(s.order, cursor)
@@ -152,11 +181,11 @@ func (s *Store) Endpoints(cursor string, limit int) ([]api.Endpoint, string, err
 	out := make([]api.Endpoint, 0, min(limit, len(s.order)-start))
 	for _, id := range s.order[start:] {
 		if len(out) == limit {
-			return out, out[len(out)-1].ID, nil
+			return out, out[len(out)-1].ID
 		}
 		out = append(out, s.endpoints[id].view())
 	}
-	return out, "", nil
+	return out, ""
 }
 
 func (ep *endpoint) view() api.Endpoint {

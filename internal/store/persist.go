@@ -1,27 +1,43 @@
 package store
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
 
-// persister is the durable side of a Store: the snapshot file and the compaction that follows
+// Snapshot file names under Options.Dir. The previous snapshot is kept so that a damaged
+// newest one costs a longer replay, not the endpoints and their secrets.
+const (
+	snapshotName     = "snapshot"
+	prevSnapshotName = "snapshot.prev"
+	tmpSnapshotName  = "snapshot.tmp"
+)
+
+// ErrNoUsableSnapshot: no snapshot could be read and the WAL no longer holds the whole history,
+// so the state before its first segment is lost. The relay refuses to start on it.
+var ErrNoUsableSnapshot = errors.New("store: no usable snapshot")
+
+// persister is the durable side of a Store: the snapshot files and the compaction that follows
 // each snapshot.
 type persister struct {
 	fs       wal.FS
-	path     string
+	dir      string
 	snapMu   sync.Mutex // one snapshot at a time
 	from     wal.Position
-	written  int64 // wal.Written() when the last snapshot was taken
-	lastSize int64 // bytes of the last snapshot
+	prevFrom wal.Position // where the previous snapshot replays from: compaction keeps it usable
+	written  int64        // wal.Written() when the last snapshot was taken
+	lastSize int64        // bytes of the last snapshot
 	lastAt   time.Time
 	stop     chan struct{}
 	done     chan struct{}
@@ -29,15 +45,13 @@ type persister struct {
 	closeErr error
 }
 
-// Open returns a store backed by opts.Dir: it loads the snapshot, replays the WAL after it,
-// and starts taking snapshots in the background. With an empty Dir it is New.
+func (p *persister) path(name string) string { return filepath.Join(p.dir, name) }
+
+// Open returns a store backed by opts.Dir: it loads the newest usable snapshot, replays the WAL
+// after it, and starts taking snapshots in the background. With an empty Dir it is New.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return New(opts), nil
-	}
-	s, err := newStore(opts)
-	if err != nil {
-		return nil, err
 	}
 	start := time.Now()
 	fsys := opts.WAL.FS
@@ -47,15 +61,68 @@ func Open(opts Options) (*Store, error) {
 	if err := fsys.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", opts.Dir, err)
 	}
-	s.durable = true
-	s.persist = persister{fs: fsys, path: filepath.Join(opts.Dir, "snapshot"), stop: make(chan struct{}), done: make(chan struct{})}
-	from, err := s.loadSnapshot()
-	if err != nil {
-		return nil, err
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-	wopts := opts.WAL
-	wopts.Dir = filepath.Join(opts.Dir, "wal")
-	wopts.FS = fsys
+	// A snapshot interrupted by a crash or a full disk leaves its temp file: never read, and
+	// left alone it holds disk space the WAL needs.
+	if err := fsys.Remove(filepath.Join(opts.Dir, tmpSnapshotName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: remove stale %s: %w", tmpSnapshotName, err)
+	}
+
+	var newestErr error
+	for _, name := range []string{snapshotName, prevSnapshotName, ""} {
+		s, err := newStore(opts)
+		if err != nil {
+			return nil, err
+		}
+		s.durable = true
+		s.persist = persister{fs: fsys, dir: opts.Dir, stop: make(chan struct{}), done: make(chan struct{})}
+		var from wal.Position
+		if name != "" {
+			from, err = s.loadSnapshot(name)
+			switch {
+			case errors.Is(err, fs.ErrNotExist) && name == snapshotName:
+				continue // no snapshot yet, or a crash between the two renames of a snapshot
+			case errors.Is(err, fs.ErrNotExist):
+				continue
+			case err != nil:
+				if name == snapshotName {
+					newestErr = err
+					log.Error("newest snapshot is unusable; trying the previous snapshot and the WAL after it",
+						"file", s.persist.path(name), "err", err)
+				} else {
+					log.Error("previous snapshot is unusable too", "file", s.persist.path(name), "err", err)
+				}
+				continue
+			}
+		}
+		if err := s.openWAL(from, start); err != nil {
+			if errors.Is(err, wal.ErrHistoryMissing) {
+				why := "there is no snapshot"
+				if newestErr != nil {
+					why = "the newest snapshot is damaged (" + newestErr.Error() + ") and no previous one is usable"
+				}
+				return nil, fmt.Errorf("%w in %s: %s, and the WAL no longer begins at its first segment, so the "+
+					"endpoints and secrets before it exist only in a snapshot; restore %s from a backup "+
+					"(--wal-repair cannot rebuild them): %v", ErrNoUsableSnapshot, opts.Dir, why, s.persist.path(snapshotName), err)
+			}
+			return nil, err
+		}
+		if name != snapshotName && newestErr != nil {
+			s.moveAsideDamaged()
+		}
+		return s, nil
+	}
+	panic("unreachable")
+}
+
+// openWAL replays the log from `from` and starts the snapshot loop.
+func (s *Store) openWAL(from wal.Position, start time.Time) error {
+	wopts := s.opts.WAL
+	wopts.Dir = filepath.Join(s.opts.Dir, "wal")
+	wopts.FS = s.persist.fs
 	wopts.Logger = s.log
 	replayed := 0
 	w, err := wal.Open(wopts, from, func(pos wal.Position, data []byte) error {
@@ -71,38 +138,51 @@ func Open(opts Options) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.wal = w
-	s.persist.from, s.persist.lastAt = from, time.Now()
+	s.persist.from, s.persist.prevFrom, s.persist.lastAt = from, from, time.Now()
 	pending := 0
 	for _, d := range s.deliveries {
 		if d.open() {
 			pending++
 		}
 	}
-	s.log.Info("state recovered", "dir", opts.Dir, "endpoints", len(s.endpoints), "pending_deliveries", pending,
+	s.log.Info("state recovered", "dir", s.opts.Dir, "endpoints", len(s.endpoints), "pending_deliveries", pending,
 		"records_replayed", replayed, "segments", len(w.Segments()), "duration", time.Since(start).String())
 	go s.persistLoop()
-	return s, nil
+	return nil
 }
 
-func (s *Store) loadSnapshot() (wal.Position, error) {
-	f, err := s.persist.fs.OpenFile(s.persist.path, os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return wal.Position{}, nil
+// moveAsideDamaged renames a damaged newest snapshot out of the way once the store started
+// without it, so the next snapshot does not rotate it over the good previous one.
+func (s *Store) moveAsideDamaged() {
+	p := &s.persist
+	aside := p.path(snapshotName + ".damaged-" + strconv.FormatInt(time.Now().UnixNano(), 10))
+	if err := p.fs.Rename(p.path(snapshotName), aside); err != nil {
+		s.log.Error("move the damaged snapshot aside", "err", err)
+		return
 	}
+	if err := p.fs.SyncDir(p.dir); err != nil {
+		s.log.Error("fsync data dir", "err", err)
+	}
+	s.log.Warn("damaged snapshot kept for inspection", "file", aside)
+}
+
+func (s *Store) loadSnapshot(name string) (wal.Position, error) {
+	path := s.persist.path(name)
+	f, err := s.persist.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return wal.Position{}, fmt.Errorf("store: open snapshot: %w", err)
+		return wal.Position{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return wal.Position{}, fmt.Errorf("store: stat snapshot: %w", err)
+		return wal.Position{}, fmt.Errorf("store: stat %s: %w", path, err)
 	}
 	from, err := s.readSnapshot(io.NewSectionReader(f, 0, st.Size()))
 	if err != nil {
-		return wal.Position{}, fmt.Errorf("store: %s: %w", s.persist.path, err)
+		return wal.Position{}, fmt.Errorf("store: %s: %w", path, err)
 	}
 	s.persist.lastSize = st.Size()
 	return from, nil
@@ -136,7 +216,11 @@ func (s *Store) persistLoop() {
 }
 
 // Snapshot writes the whole state to the snapshot file and deletes WAL segments that neither
-// replay nor a live payload needs any more.
+// replay (from this snapshot or the previous one) nor a live payload needs any more.
+//
+// The store's lock is held only to copy the state (see capture); the file is written, fsynced
+// and renamed without it, so ingest and deliveries go on meanwhile. A snapshot that fails
+// leaves the previous files as they were and removes its temp file; it never fails the WAL.
 func (s *Store) Snapshot() error {
 	if s.wal == nil {
 		return nil
@@ -146,45 +230,95 @@ func (s *Store) Snapshot() error {
 	defer p.snapMu.Unlock()
 	start := time.Now()
 
-	var from wal.Position
-	var refs map[uint64]int
-	var written int64
-	// The state is streamed to the file under the lock, so it matches the log position
-	// exactly without copying a large backlog.
-	s.mu.Lock()
-	from = s.wal.Rotate()
-	written = s.wal.Written()
-	refs = make(map[uint64]int, len(s.segRefs))
-	for k, v := range s.segRefs {
-		refs[k] = v
+	if free, ok := freeBytes(p.fs, p.dir); ok && free < p.lastSize+s.segmentSize() {
+		// Writing the snapshot could take the room the WAL needs to acknowledge events.
+		return fmt.Errorf("store: snapshot skipped: %d bytes free, the last snapshot took %d and the WAL needs room for a segment", free, p.lastSize)
 	}
-	var size int64
-	err := wal.WriteFileAtomicFunc(p.fs, p.path, func(w io.Writer) error {
-		cw := &countingWriter{w: w}
-		err := s.writeSnapshot(cw, from)
-		size = cw.n
-		return err
-	})
+	s.mu.Lock()
+	c := s.capture()
 	s.mu.Unlock()
+	captured := time.Since(start)
+
+	size, err := s.writeSnapshotFile(c)
 	if err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
-	p.from, p.written, p.lastSize, p.lastAt = from, written, size, time.Now()
+	p.prevFrom, p.from, p.written, p.lastSize, p.lastAt = p.from, c.from, c.written, size, time.Now()
 
-	// Segments before the snapshot that hold no payload still live as of the snapshot are
-	// not needed by any restart from here on.
+	// Segments before both snapshots' replay points that hold no payload still live as of this
+	// snapshot are needed by no restart from here on (payloads only ever stop being live).
 	removed := 0
 	for _, seg := range s.wal.Segments() {
-		if seg < from.Segment && refs[seg] == 0 {
+		if seg < p.prevFrom.Segment && c.refs[seg] == 0 {
 			if err := s.wal.Remove(seg); err != nil {
 				return fmt.Errorf("store: compact: %w", err)
 			}
 			removed++
 		}
 	}
-	s.log.Info("snapshot written", "bytes", size, "replay_from_segment", from.Segment,
-		"segments_removed", removed, "duration", time.Since(start).String())
+	s.log.Info("snapshot written", "bytes", size, "replay_from_segment", c.from.Segment,
+		"segments_removed", removed, "capture", captured.String(), "duration", time.Since(start).String())
 	return nil
+}
+
+func (s *Store) segmentSize() int64 {
+	if s.opts.WAL.SegmentSize > 0 {
+		return s.opts.WAL.SegmentSize
+	}
+	return wal.DefaultSegmentSize
+}
+
+// writeSnapshotFile writes c to the temp file, waits until everything the capture saw is
+// durable in the WAL (a snapshot must never hold what a failed write took back), then makes it
+// the newest snapshot and the one before it the previous.
+func (s *Store) writeSnapshotFile(c *capture) (size int64, err error) {
+	p := &s.persist
+	tmp := p.path(tmpSnapshotName)
+	f, err := p.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	closed := false
+	defer func() {
+		if err != nil {
+			if !closed {
+				f.Close()
+			}
+			if rerr := p.fs.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				s.log.Error("remove the temp file of a failed snapshot", "file", tmp, "err", rerr)
+			}
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	cw := &countingWriter{w: bw}
+	if err := c.write(cw); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := c.durable(); err != nil {
+		return 0, fmt.Errorf("the state it holds is not durable: %w", err)
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := p.fs.Rename(p.path(snapshotName), p.path(prevSnapshotName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("keep the previous snapshot: %w", err)
+	}
+	if err := p.fs.Rename(tmp, p.path(snapshotName)); err != nil {
+		return 0, fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if err := p.fs.SyncDir(p.dir); err != nil {
+		// The renames may not be durable; both files are whole, so the next start reads
+		// either. Report it, and compact nothing on the strength of it.
+		return 0, fmt.Errorf("fsync dir %s: %w", p.dir, err)
+	}
+	return cw.n, nil
 }
 
 // Close takes a last snapshot, so the next start replays little, and closes the log. Later

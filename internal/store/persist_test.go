@@ -3,10 +3,13 @@ package store
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +20,9 @@ import (
 // failingFS fails every File.Sync once armed, as a disk that stops accepting writes would.
 type failingFS struct {
 	wal.OSFS
-	armed     atomic.Bool
-	readsFail atomic.Bool
+	armed      atomic.Bool
+	readsFail  atomic.Bool
+	writesFail atomic.Bool // a full disk: the write fails and nothing of it reaches the file
 }
 
 type failingFile struct {
@@ -39,6 +43,13 @@ func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("injected: read failed")
 	}
 	return f.File.ReadAt(p, off)
+}
+
+func (f failingFile) Write(p []byte) (int, error) {
+	if f.fs.writesFail.Load() {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.Write(p)
 }
 
 func (f failingFile) Sync() error {
@@ -85,13 +96,17 @@ func TestPersistRefusesAfterFsyncFailure(t *testing.T) {
 		t.Fatalf("Err() = %v, want wal.ErrFailed", s.Err())
 	}
 	// Sticky: later changes are refused at once, before touching memory.
-	before, _, _ := s.Endpoints("", 10)
+	count := func() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.order) }
+	before := count()
 	if _, err := s.CreateEndpoint(persistInput("https://b.example/h", "b"), "whsec_y"); !errors.Is(err, wal.ErrFailed) {
 		t.Fatalf("create after failure = %v, want wal.ErrFailed", err)
 	}
-	after, _, _ := s.Endpoints("", 10)
-	if len(after) != len(before) {
-		t.Fatalf("a refused create changed memory: %d endpoints, was %d", len(after), len(before))
+	if after := count(); after != before {
+		t.Fatalf("a refused create changed memory: %d endpoints, was %d", after, before)
+	}
+	// And reads do not show what the failed fsync may have lost.
+	if _, _, err := s.Endpoints("", 10); !errors.Is(err, wal.ErrFailed) {
+		t.Fatalf("list after failure = %v, want wal.ErrFailed", err)
 	}
 }
 
@@ -136,7 +151,9 @@ func TestPersistWALShrinksAfterDrain(t *testing.T) {
 	if err := s.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.wal.Segments()); n > 1 {
+	// What is left: the segment the previous snapshot replays from (kept so a damaged newest
+	// snapshot can fall back to it) and the one being written.
+	if n := len(s.wal.Segments()); n > 2 {
 		t.Fatalf("after the backlog drained the WAL still has %d segments (had %d)", n, grown)
 	}
 	// And the compacted state reopens with the endpoint's history intact.
@@ -165,7 +182,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	var good bytes.Buffer
-	if err := s.writeSnapshot(&good, wal.Position{Segment: 3, Offset: 16}); err != nil {
+	if err := s.captureAt(wal.Position{Segment: 3, Offset: 16}).write(&good); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good.Bytes())
@@ -180,19 +197,21 @@ func FuzzReadSnapshot(f *testing.F) {
 	})
 }
 
-// TestPersistPayloadReadErrorRetries: when a payload that fell out of the cache cannot be read
-// back, the delivery is offered again a little later instead of being forgotten until a restart.
-func TestPersistPayloadReadErrorRetries(t *testing.T) {
+// TestPersistPayloadReadErrorFailsAttempt: a payload that cannot be read back is handed to the
+// engine as a failed attempt (not offered again every second forever), logged at ERROR once per
+// event, counted, and never counted against the endpoint; a read that recovers delivers it.
+func TestPersistPayloadReadErrorFailsAttempt(t *testing.T) {
 	ffs := &failingFS{}
-	var mu sync.Mutex
-	var readies []Ready
-	s, err := Open(Options{Dir: t.TempDir(), WAL: wal.Options{FS: ffs}, PayloadCache: 1,
-		OnReady: func(r Ready) { mu.Lock(); readies = append(readies, r); mu.Unlock() }})
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logs}, nil))
+	s, err := Open(Options{Dir: t.TempDir(), WAL: wal.Options{FS: ffs}, PayloadCache: 1, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if _, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_x"); err != nil {
+	ep, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_x")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // the cache holds one body: the first is read back from the log
@@ -202,24 +221,56 @@ func TestPersistPayloadReadErrorRetries(t *testing.T) {
 	}
 	first := s.Pending()[0]
 	ffs.readsFail.Store(true)
-	mu.Lock()
-	readies = nil
-	mu.Unlock()
 	now := time.Now()
-	if _, ok := s.Begin(first.Delivery, now); ok {
-		t.Fatal("Begin succeeded without its payload")
+	for n := 1; n <= 3; n++ {
+		job, ok := s.Begin(first.Delivery, now)
+		if !ok || job.PayloadErr == nil || job.Body != nil {
+			t.Fatalf("attempt %d: Begin without its payload: ok=%v err=%v body=%q; want the job with PayloadErr", n, ok, job.PayloadErr, job.Body)
+		}
+		o := Outcome{Delivery: first.Delivery, Local: true, Attempt: Attempt{N: n, At: now, Error: "payload unreadable"}}
+		if n < 3 {
+			o.RetryAt = now // due again at once, for the test
+		}
+		if _, err := s.Finish(o); err != nil {
+			t.Fatal(err)
+		}
 	}
-	mu.Lock()
-	got := append([]Ready(nil), readies...)
-	mu.Unlock()
-	if len(got) != 1 || got[0].Delivery != first.Delivery || got[0].Due.Before(now.Add(500*time.Millisecond)) {
-		t.Fatalf("after a failed payload read the store offered %+v, want the delivery again about 1s later", got)
+	d, err := s.Delivery(first.Delivery.String())
+	if err != nil || d.Status != api.StatusFailed || len(d.Attempts) != 3 {
+		t.Fatalf("after the schedule ran out: %+v, %v; want failed with 3 attempts", d, err)
 	}
+	if got, _ := s.Endpoint(ep.ID); got.ConsecutiveFailures != 0 || !got.Active {
+		t.Fatalf("a relay-side failure counted against the endpoint: %+v", got)
+	}
+	if n := s.PayloadReadErrors(); n != 3 {
+		t.Fatalf("PayloadReadErrors = %d, want 3", n)
+	}
+	logMu.Lock()
+	errorLines := strings.Count(logs.String(), `"level":"ERROR"`)
+	logMu.Unlock()
+	if errorLines != 1 {
+		t.Fatalf("%d ERROR lines for one unreadable event, want 1:\n%s", errorLines, logs.String())
+	}
+
+	// A read error that goes away: the next attempt carries the body.
+	second := s.Pending()[0]
 	ffs.readsFail.Store(false)
-	job, ok := s.Begin(first.Delivery, now.Add(2*time.Second))
-	if !ok || len(job.Body) == 0 {
-		t.Fatalf("Begin after the read recovered: ok=%v body=%q", ok, job.Body)
+	s.payloads.Purge()
+	job, ok := s.Begin(second.Delivery, now)
+	if !ok || job.PayloadErr != nil || len(job.Body) == 0 {
+		t.Fatalf("Begin with a readable payload: ok=%v err=%v body=%q", ok, job.PayloadErr, job.Body)
 	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // gatedFS holds every fsync until released, to keep a record "not yet durable" on purpose.

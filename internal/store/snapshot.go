@@ -51,8 +51,76 @@ type snapLine struct {
 	Deliveries int           `json:"n,omitempty"`
 }
 
-// writeSnapshot streams the state. Callers hold s.mu.
-func (s *Store) writeSnapshot(w io.Writer, from wal.Position) error {
+// capture is a consistent copy of the state at one log position, small enough to take under
+// the store's lock in milliseconds even with a million deliveries queued: for each delivery only
+// what can change after the capture is copied (status, next attempt, attempts, its event's live
+// count); the rest (ids, type, endpoint, WAL position) is never written after the delivery is
+// created, so the writer reads it through the pointer without the lock.
+type capture struct {
+	from    wal.Position
+	written int64
+	lastMS  uint64
+	eps     []endpoint
+	dls     []capDelivery
+	idem    []snapLine
+	refs    map[uint64]int
+	durable func() error // returns once every record the capture reflects is durable
+}
+
+type capDelivery struct {
+	d        *delivery
+	attempts []attempt // append-only: elements below len are never rewritten
+	next     int64
+	live     int32
+	status   uint8
+}
+
+// capture copies the state at a fresh WAL segment. Callers hold s.mu.
+func (s *Store) capture() *capture {
+	c := s.captureAt(s.wal.Rotate())
+	c.written, c.durable = s.wal.Written(), s.wal.Barrier()
+	return c
+}
+
+// captureAt copies the state, which replay from `from` continues. Callers hold s.mu.
+func (s *Store) captureAt(from wal.Position) *capture {
+	c := &capture{from: from, durable: noWait}
+	s.ids.mu.Lock()
+	c.lastMS = s.ids.lastMS
+	s.ids.mu.Unlock()
+	c.refs = make(map[uint64]int, len(s.segRefs))
+	for k, v := range s.segRefs {
+		c.refs[k] = v
+	}
+	c.eps = make([]endpoint, 0, len(s.order))
+	n := 0
+	for _, id := range s.order {
+		ep := s.endpoints[id]
+		c.eps = append(c.eps, endpoint{ID: ep.ID, URL: ep.URL, Name: ep.Name, Description: ep.Description,
+			EventTypes: ep.EventTypes, Active: ep.Active, DisabledReason: ep.DisabledReason,
+			ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt})
+		n += len(ep.deliveries) - ep.removed
+	}
+	c.dls = make([]capDelivery, 0, n)
+	for _, id := range s.order {
+		for _, d := range s.endpoints[id].deliveries {
+			if !d.removed {
+				c.dls = append(c.dls, capDelivery{d: d, attempts: d.attempts, next: d.next, live: d.ev.live, status: d.status})
+			}
+		}
+	}
+	keys := s.idem.Keys() // oldest first, so a restore keeps the LRU order
+	c.idem = make([]snapLine, 0, len(keys))
+	for _, key := range keys {
+		if r, ok := s.idem.Peek(key); ok {
+			c.idem = append(c.idem, snapLine{K: "id", Key: key, EventID: r.EventID, Deliveries: r.Deliveries})
+		}
+	}
+	return c
+}
+
+// write streams the captured state in the snapshot format. It runs without the store's lock.
+func (c *capture) write(w io.Writer) error {
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	mw := io.MultiWriter(w, crc)
 	enc := json.NewEncoder(mw)
@@ -61,39 +129,32 @@ func (s *Store) writeSnapshot(w io.Writer, from wal.Position) error {
 	}
 	n := 0
 	put := func(l *snapLine) error { n++; return enc.Encode(l) }
-	s.ids.mu.Lock()
-	lastMS := s.ids.lastMS
-	s.ids.mu.Unlock()
-	if err := put(&snapLine{K: "meta", From: &from, LastMS: lastMS}); err != nil {
+	from := c.from
+	if err := put(&snapLine{K: "meta", From: &from, LastMS: c.lastMS}); err != nil {
 		return err
 	}
-	for _, id := range s.order {
-		if err := put(&snapLine{K: "ep", Endpoint: s.endpoints[id]}); err != nil {
+	for i := range c.eps {
+		if err := put(&snapLine{K: "ep", Endpoint: &c.eps[i]}); err != nil {
 			return err
 		}
 	}
-	for _, id := range s.order {
-		for _, d := range s.endpoints[id].deliveries {
-			if d.removed {
-				continue
-			}
-			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
-				EndpointID: d.ep.ID, Status: statusNames[d.status], Test: d.test, Attempts: exportAttempts(d.attempts)}
-			if d.open() {
-				pos := d.ev.pos
-				l.Pos, l.Live = &pos, int(d.ev.live)
-				l.Next = time.UnixMilli(d.next).UTC()
-			}
-			if err := put(l); err != nil {
-				return err
-			}
+	for i := range c.dls {
+		cd := &c.dls[i]
+		d := cd.d
+		l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
+			EndpointID: d.ep.ID, Status: statusNames[cd.status], Test: d.test, Attempts: exportAttempts(cd.attempts)}
+		if cd.status == stPending || cd.status == stHeld {
+			pos := d.ev.pos
+			l.Pos, l.Live = &pos, int(cd.live)
+			l.Next = time.UnixMilli(cd.next).UTC()
+		}
+		if err := put(l); err != nil {
+			return err
 		}
 	}
-	for _, key := range s.idem.Keys() { // oldest first, so a restore keeps the LRU order
-		if r, ok := s.idem.Peek(key); ok {
-			if err := put(&snapLine{K: "id", Key: key, EventID: r.EventID, Deliveries: r.Deliveries}); err != nil {
-				return err
-			}
+	for i := range c.idem {
+		if err := put(&c.idem[i]); err != nil {
+			return err
 		}
 	}
 	_, err := fmt.Fprintf(w, "END %08x %d\n", crc.Sum32(), n)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -28,6 +29,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInactive refuses a test ping to an endpoint that is disabled.
 	ErrInactive = errors.New("store: endpoint is disabled")
+	// ErrTooLarge is a change whose record would not fit in one WAL record.
+	ErrTooLarge = errors.New("store: record too large")
 )
 
 // Options configures a Store.
@@ -60,7 +63,10 @@ type Options struct {
 	// OnReady is told about deliveries that became due for an attempt. It is called without
 	// the store's lock held and must not block for long.
 	OnReady func(Ready)
-	Logger  *slog.Logger
+	// OnStop is told, once it is durable, that an endpoint was disabled or deleted, so that
+	// whoever holds timers for its deliveries can drop them. Called without the lock held.
+	OnStop func(endpointID string)
+	Logger *slog.Logger
 }
 
 // Ready says a delivery can be attempted at Due. It is small and allocation-free on purpose:
@@ -87,10 +93,11 @@ type Store struct {
 	order      []string // endpoint ids, ascending = creation order
 	deliveries map[ID]*delivery
 	idem       *lru.Cache[string, IngestResult]
-	idemWait   map[string]func() error   // keys whose first event is not durable yet
 	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
 	segRefs    map[uint64]int            // live events per WAL segment
 	errs       map[string]*string
+
+	payloadErrors atomic.Int64
 }
 
 type endpoint struct {
@@ -169,6 +176,8 @@ type event struct {
 	pos  wal.Position
 	body []byte
 	live int32 // deliveries not yet finished
+	// unreadable: reading body back from the WAL failed once (logged once, not per attempt)
+	unreadable bool
 }
 
 // Attempt is one HTTP attempt as the engine reports it and the log records it.
@@ -235,7 +244,6 @@ func newStore(opts Options) (*Store, error) {
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
 		errs:       make(map[string]*string),
-		idemWait:   make(map[string]func() error),
 	}
 	// Eviction runs inside Add, under s.mu, from finish: it may change store state directly.
 	s.history, err = lru.NewWithEvict(opts.HistoryCache, func(_ ID, d *delivery) { s.forget(d) })
@@ -250,6 +258,10 @@ func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millis
 // commit logs rec and applies it. It returns the deliveries the record made due and the
 // wait for durability; callers hold s.mu, release it, then wait, and only then notify or
 // acknowledge, so nothing is announced that a crash could take back.
+//
+// The record is applied before it is durable, so that the next record is decided on the state
+// this one leaves; nothing reads that state without waiting first (see read), and a record
+// that fails leaves the log failed for good, so no later record is decided on it either.
 func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
 	if !s.durable {
 		return s.apply(rec, wal.Position{}), noWait, nil
@@ -258,12 +270,43 @@ func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(b) > wal.MaxRecordSize {
+		// Checked here, before Append and apply: a record the log refuses must change nothing.
+		return nil, nil, fmt.Errorf("%w: %d bytes, the WAL holds at most %d", ErrTooLarge, len(b), wal.MaxRecordSize)
+	}
 	pos, wait := s.wal.Append(b)
 	if err := s.wal.Err(); err != nil {
 		// Refuse before changing memory: what is not durable must not be acted on.
 		return nil, nil, err
 	}
 	return s.apply(rec, pos), wait, nil
+}
+
+// read runs f under the lock and returns once every record f could have seen is durable, or
+// the error that stopped the log: the API never shows (and an idempotent repeat is never
+// answered with) state that a crash or a failed write could take back.
+func (s *Store) read(f func()) error {
+	s.mu.Lock()
+	f()
+	wait := s.barrier()
+	s.mu.Unlock()
+	return wait()
+}
+
+// barrier returns a wait for everything applied so far. Callers hold s.mu.
+func (s *Store) barrier() func() error {
+	if s.wal == nil {
+		return noWait
+	}
+	return s.wal.Barrier()
+}
+
+// stopped tells OnStop that an endpoint's deliveries will not be attempted (disabled or
+// deleted); callers have waited for its record.
+func (s *Store) stopped(endpointID string) {
+	if s.opts.OnStop != nil {
+		s.opts.OnStop(endpointID)
+	}
 }
 
 func noWait() error { return nil }
@@ -277,7 +320,8 @@ func (s *Store) notify(ready []Ready) {
 	}
 }
 
-// Pending lists every delivery waiting for an attempt; the engine loads it at start.
+// Pending lists every delivery waiting for an attempt; the engine loads it at start, after
+// replay, when everything in memory is durable.
 func (s *Store) Pending() []Ready {
 	s.mu.Lock()
 	defer s.mu.Unlock()
