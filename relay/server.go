@@ -35,7 +35,8 @@ type Server struct {
 	ready  atomic.Bool
 }
 
-// Run starts the relay on ln and serves until ctx ends, then shuts down gracefully: it stops
+// Run starts the relay on ln and serves until ctx ends (the caller holds the data dir's
+// lock, see internal/dirlock), then shuts down gracefully: it stops
 // accepting, lets requests finish, and waits for in-flight attempts, all within
 // cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {

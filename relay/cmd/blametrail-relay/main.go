@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/blametrail/terraform-provider-blametrail/internal/dirlock"
 	"github.com/blametrail/terraform-provider-blametrail/relay"
 )
 
@@ -46,6 +47,15 @@ func run() int {
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
+
+	// Before anything else touches the data dir, or the port: a second relay started by
+	// mistake must say which data dir is taken and by whom, not that the port is.
+	lock, err := dirlock.Acquire(cfg.DataDir)
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 1
+	}
+	defer lock.Release()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

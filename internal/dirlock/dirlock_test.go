@@ -1,0 +1,55 @@
+//go:build unix
+
+package dirlock
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestAcquire: the second taker of a data dir fails at once with an error naming the dir and
+// the holder's PID; after Release the dir can be taken again; a LOCK file left by a process
+// that died (no flock held) does not block.
+func TestAcquire(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	first, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Acquire(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Acquire: %v, want a *LockedError", err)
+	}
+	if le.PID != os.Getpid() || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("error %q (pid %d) does not name %s and pid %d", err, le.PID, dir, os.Getpid())
+	}
+	if err := first.Release(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Acquire(dir)
+	if err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
+	if err := again.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	stale := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stale, FileName), []byte("999999\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Acquire(stale)
+	if err != nil {
+		t.Fatalf("a stale LOCK file blocked: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(stale, FileName))
+	if strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("LOCK holds %q, want our pid", b)
+	}
+	_ = l.Release()
+}
