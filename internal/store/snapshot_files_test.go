@@ -1,0 +1,213 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
+)
+
+// snapFS injects faults into the snapshot's temp file only: writes that fail as on a full
+// disk, and an fsync held until released.
+type snapFS struct {
+	wal.OSFS
+	mu         sync.Mutex
+	failWrites bool
+	gate       chan struct{} // non-nil: the temp file's fsync waits for it
+	inSync     chan struct{}
+}
+
+type snapFile struct {
+	wal.File
+	fs *snapFS
+}
+
+func (f *snapFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := f.OSFS.OpenFile(name, flag, perm)
+	if err != nil || filepath.Base(name) != tmpSnapshotName {
+		return file, err
+	}
+	return snapFile{File: file, fs: f}, nil
+}
+
+func (f snapFile) Write(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	fail := f.fs.failWrites
+	f.fs.mu.Unlock()
+	if fail {
+		n, _ := f.File.Write(p[:len(p)/2])
+		return n, syscall.ENOSPC
+	}
+	return f.File.Write(p)
+}
+
+func (f snapFile) Sync() error {
+	f.fs.mu.Lock()
+	gate, in := f.fs.gate, f.fs.inSync
+	f.fs.mu.Unlock()
+	if gate != nil {
+		in <- struct{}{}
+		<-gate
+	}
+	return f.File.Sync()
+}
+
+func seedStore(t *testing.T, s *Store, events int) api.Endpoint {
+	t.Helper()
+	ep, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, events)
+	return ep
+}
+
+func ingest(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for range n {
+		if _, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{"pad":"` + strings.Repeat("x", 500) + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSnapshotFailureRemovesTempAndSparesWAL: a snapshot that fails on a full disk removes
+// its temp file, keeps the snapshot before it, and leaves the WAL healthy.
+func TestSnapshotFailureRemovesTempAndSparesWAL(t *testing.T) {
+	dir := t.TempDir()
+	sfs := &snapFS{}
+	s, err := Open(Options{Dir: dir, WAL: wal.Options{FS: sfs}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	seedStore(t, s, 10)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(filepath.Join(dir, snapshotName))
+	ingest(t, s, 10)
+	sfs.mu.Lock()
+	sfs.failWrites = true
+	sfs.mu.Unlock()
+	if err := s.Snapshot(); err == nil {
+		t.Fatal("a snapshot on a full disk succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, tmpSnapshotName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the failed snapshot left its temp file: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, snapshotName)); !bytes.Equal(now, good) {
+		t.Fatal("the failed snapshot changed the one before it")
+	}
+	if s.Err() != nil {
+		t.Fatalf("a failed snapshot failed the WAL: %v", s.Err())
+	}
+	ingest(t, s, 1)
+}
+
+// TestSnapshotDoesNotStopIngest: while a snapshot is being written and fsynced, ingest goes on
+// (the store's lock is held only to copy the state).
+func TestSnapshotDoesNotStopIngest(t *testing.T) {
+	sfs := &snapFS{gate: make(chan struct{}), inSync: make(chan struct{}, 1)}
+	s, err := Open(Options{Dir: t.TempDir(), WAL: wal.Options{FS: sfs}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedStore(t, s, 100)
+	var once sync.Once
+	release := func() { once.Do(func() { close(sfs.gate) }) }
+	t.Cleanup(func() { release(); _ = s.Close() })
+	snapDone := make(chan error, 1)
+	go func() { snapDone <- s.Snapshot() }()
+	<-sfs.inSync // the snapshot is in its fsync now
+	ingested := make(chan error, 1)
+	go func() {
+		_, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`)})
+		ingested <- err
+	}()
+	select {
+	case err := <-ingested:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest waited for the snapshot's I/O")
+	}
+	release()
+	if err := <-snapDone; err != nil {
+		t.Fatal(err)
+	}
+	sfs.mu.Lock()
+	sfs.gate = nil
+	sfs.mu.Unlock()
+}
+
+// TestSnapshotDamagedNewestFallsBack: with the newest snapshot damaged, the store starts from
+// the previous one and the WAL after it, with nothing lost, says so at ERROR, and moves the
+// damaged file aside so the next snapshot does not rotate it over the good one.
+func TestSnapshotDamagedNewestFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 64 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := seedStore(t, s, 50)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, 50)
+	if err := s.Close(); err != nil { // the second snapshot; the first is now the previous one
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, prevSnapshotName)); err != nil {
+		t.Fatalf("the previous snapshot was not kept: %v", err)
+	}
+	path := filepath.Join(dir, snapshotName)
+	b, _ := os.ReadFile(path)
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	opts.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open with a damaged newest snapshot: %v", err)
+	}
+	t.Cleanup(func() { _ = s2.Close() })
+	if sec, err := s2.Secret(ep.ID); err != nil || sec != "whsec_a" {
+		t.Fatalf("endpoint after the fallback: %q, %v", sec, err)
+	}
+	if n := len(s2.Pending()); n != 100 {
+		t.Fatalf("%d deliveries pending after the fallback, want 100", n)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, `"level":"ERROR"`) || !strings.Contains(out, "previous snapshot") {
+		t.Fatalf("the fallback was not logged at ERROR:\n%s", out)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, snapshotName+".damaged-*"))
+	if len(aside) != 1 {
+		t.Fatalf("damaged snapshot copies: %v, want one", aside)
+	}
+	if err := s2.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, prevSnapshotName)); err != nil {
+		t.Fatalf("after the next snapshot there is no previous one: %v", err)
+	}
+}
