@@ -54,13 +54,16 @@ type snapLine struct {
 // capture is a consistent copy of the state at one log position, small enough to take under
 // the store's lock in milliseconds even with a million deliveries queued: for each delivery only
 // what can change after the capture is copied (status, next attempt, attempts, its event's live
-// count); the rest (ids, type, endpoint, WAL position) is never written after the delivery is
-// created, so the writer reads it through the pointer without the lock.
+// count); the rest (ids, type, WAL position) is never written after the delivery is created,
+// so the writer reads it through the pointer without the lock. The endpoint is not read
+// through the delivery (an update rewrites the endpoint struct): deliveries are captured
+// endpoint by endpoint, perEP[i] of them for eps[i].
 type capture struct {
 	from    wal.Position
 	written int64
 	lastMS  uint64
 	eps     []endpoint
+	perEP   []int
 	dls     []capDelivery
 	idem    []snapLine
 	refs    map[uint64]int
@@ -102,12 +105,15 @@ func (s *Store) captureAt(from wal.Position) *capture {
 		n += len(ep.deliveries) - ep.removed
 	}
 	c.dls = make([]capDelivery, 0, n)
+	c.perEP = make([]int, 0, len(s.order))
 	for _, id := range s.order {
+		before := len(c.dls)
 		for _, d := range s.endpoints[id].deliveries {
 			if !d.removed {
 				c.dls = append(c.dls, capDelivery{d: d, attempts: d.attempts, next: d.next, live: d.ev.live, status: d.status})
 			}
 		}
+		c.perEP = append(c.perEP, len(c.dls)-before)
 	}
 	keys := s.idem.Keys() // oldest first, so a restore keeps the LRU order
 	c.idem = make([]snapLine, 0, len(keys))
@@ -138,19 +144,22 @@ func (c *capture) write(w io.Writer) error {
 			return err
 		}
 	}
-	for i := range c.dls {
-		cd := &c.dls[i]
-		d := cd.d
-		l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
-			EndpointID: d.ep.ID, Status: statusNames[cd.status], Test: d.test, Attempts: exportAttempts(cd.attempts)}
-		if cd.status == stPending || cd.status == stHeld {
-			pos := d.ev.pos
-			l.Pos, l.Live = &pos, int(cd.live)
-			l.Next = time.UnixMilli(cd.next).UTC()
+	i := 0
+	for e, count := range c.perEP {
+		for _, cd := range c.dls[i : i+count] {
+			d := cd.d
+			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
+				EndpointID: c.eps[e].ID, Status: statusNames[cd.status], Test: d.test, Attempts: exportAttempts(cd.attempts)}
+			if cd.status == stPending || cd.status == stHeld {
+				pos := d.ev.pos
+				l.Pos, l.Live = &pos, int(cd.live)
+				l.Next = time.UnixMilli(cd.next).UTC()
+			}
+			if err := put(l); err != nil {
+				return err
+			}
 		}
-		if err := put(l); err != nil {
-			return err
-		}
+		i += count
 	}
 	for i := range c.idem {
 		if err := put(&c.idem[i]); err != nil {
