@@ -195,6 +195,7 @@ func (s *Store) persistLoop() {
 	defer close(s.persist.done)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var lastSkipLog time.Time
 	for {
 		select {
 		case <-s.persist.stop:
@@ -208,7 +209,16 @@ func (s *Store) persistLoop() {
 			(since > 0 && time.Since(s.persist.lastAt) >= s.opts.SnapshotInterval)
 		s.persist.snapMu.Unlock()
 		if due && s.wal.Err() == nil {
-			if err := s.Snapshot(); err != nil {
+			err := s.Snapshot()
+			switch {
+			case err == nil:
+			case errors.Is(err, errSnapshotSkipped):
+				// Retried every second while the disk is this full: say so once a minute.
+				if time.Since(lastSkipLog) >= time.Minute {
+					s.log.Warn("snapshot skipped for lack of disk space; the WAL keeps growing until one succeeds", "err", err)
+					lastSkipLog = time.Now()
+				}
+			default:
 				s.log.Error("snapshot failed; the WAL keeps growing until one succeeds", "err", err)
 			}
 		}
@@ -230,9 +240,10 @@ func (s *Store) Snapshot() error {
 	defer p.snapMu.Unlock()
 	start := time.Now()
 
-	if free, ok := freeBytes(p.fs, p.dir); ok && free < p.lastSize+s.segmentSize() {
+	if free, ok := freeBytes(p.fs, p.dir); ok && free < p.lastSize+walReserve(s.segmentSize()) {
 		// Writing the snapshot could take the room the WAL needs to acknowledge events.
-		return fmt.Errorf("store: snapshot skipped: %d bytes free, the last snapshot took %d and the WAL needs room for a segment", free, p.lastSize)
+		return fmt.Errorf("%w: %d bytes free, the last snapshot took %d and the WAL needs room to go on",
+			errSnapshotSkipped, free, p.lastSize)
 	}
 	s.mu.Lock()
 	c := s.capture()
@@ -260,6 +271,12 @@ func (s *Store) Snapshot() error {
 		"segments_removed", removed, "capture", captured.String(), "duration", time.Since(start).String())
 	return nil
 }
+
+// errSnapshotSkipped: too little free space to write a snapshot without endangering the WAL.
+var errSnapshotSkipped = errors.New("store: snapshot skipped")
+
+// walReserve is the free space a snapshot leaves for the WAL: a segment, at most 4 MiB.
+func walReserve(segment int64) int64 { return min(segment, 4<<20) }
 
 func (s *Store) segmentSize() int64 {
 	if s.opts.WAL.SegmentSize > 0 {
