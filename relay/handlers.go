@@ -303,6 +303,9 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 		writeError(ctx, fasthttp.StatusConflict, "endpoint_disabled", "endpoint "+id+" is disabled: enable it before sending a test")
 	case errors.Is(err, store.ErrBadCursor):
 		writeBody(ctx, fasthttp.StatusUnprocessableEntity, api.ErrorBody{Error: api.ErrorDetail{Code: "invalid_cursor", Message: "cursor is not one this relay handed out", Field: "cursor"}})
+	case errors.Is(err, store.ErrIdempotencyKeyReused):
+		writeBody(ctx, fasthttp.StatusConflict, api.ErrorBody{Error: api.ErrorDetail{Code: "idempotency_key_reused",
+			Message: "this id was already used for an event with a different type or data; use a new id for a new event", Field: "id"}})
 	case errors.Is(err, store.ErrTooLarge):
 		// Possible only for an event fanned out to very many endpoints: the body itself is
 		// capped below the WAL's record size by --max-body-size.

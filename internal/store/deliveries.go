@@ -15,7 +15,7 @@ import (
 func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	s.mu.Lock()
 	if in.IdempotencyKey != "" {
-		if r, ok := s.idem.Get(in.IdempotencyKey); ok {
+		if e, ok := s.idem.Get(in.IdempotencyKey); ok {
 			// The first request's record may not be durable yet, or may have failed: answer
 			// no sooner than it is, and never with a result a crash could take back.
 			wait := s.barrier()
@@ -23,7 +23,10 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 			if err := wait(); err != nil {
 				return IngestResult{}, err
 			}
-			return r, nil
+			if e.sum != 0 && e.sum != requestSum(in.Type, in.Data) {
+				return IngestResult{}, ErrIdempotencyKeyReused
+			}
+			return e.res, nil
 		}
 	}
 	now := s.now()

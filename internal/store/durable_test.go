@@ -181,3 +181,56 @@ func TestDurableOversizedRecordChangesNothing(t *testing.T) {
 		t.Fatalf("ingest after the refusal: %v", err)
 	}
 }
+
+// TestIdempotencyKeyReusedWithAnotherBody: a key that comes back with another type or data is
+// refused (ErrIdempotencyKeyReused), never answered with the first event's result; the same
+// request again still gets the first result; both hold after a restart from the snapshot and
+// after one that replays the log.
+func TestIdempotencyKeyReusedWithAnotherBody(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_a"); err != nil {
+		t.Fatal(err)
+	}
+	first := api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{"incident_id":"inc_1"}`), IdempotencyKey: "k"}
+	want, err := s.Ingest(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		if got, err := s.Ingest(first); err != nil || got != want {
+			t.Fatalf("%s: the same request again: %+v, %v; want %+v", when, got, err, want)
+		}
+		for _, other := range []api.IngestInput{
+			{Type: api.TypeIncidentOpened, Data: []byte(`{"incident_id":"inc_2"}`), IdempotencyKey: "k"},
+			{Type: api.TypeIncidentResolved, Data: first.Data, IdempotencyKey: "k"},
+		} {
+			if got, err := s.Ingest(other); !errors.Is(err, ErrIdempotencyKeyReused) {
+				t.Fatalf("%s: key reused for %s %s: %+v, %v; want ErrIdempotencyKeyReused", when, other.Type, other.Data, got, err)
+			}
+		}
+	}
+	check(s, "live")
+	if err := s.wal.Close(); err != nil { // no snapshot: the next open replays the log
+		t.Fatal(err)
+	}
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(s2, "after replay")
+	if err := s2.Close(); err != nil { // with a snapshot
+		t.Fatal(err)
+	}
+	s3, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s3.Close() })
+	check(s3, "after a snapshot")
+}

@@ -19,6 +19,7 @@ type acked struct {
 	mu       sync.Mutex
 	secrets  map[string]string       // endpoint id -> secret
 	events   map[string]IngestResult // idempotency key -> answer
+	bodies   map[string]string       // idempotency key -> data
 	name     [2]string               // the renamed endpoint: last acknowledged name, name in flight
 	disabled bool                    // the failing endpoint's disable was reported
 }
@@ -33,7 +34,7 @@ func powerLossRun(t *testing.T, seed uint64) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts := Options{Dir: "/data", WAL: wal.Options{FS: disk, SegmentSize: 8 << 10}, DisableAfter: 3,
 		SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour, Logger: quiet}
-	a := &acked{secrets: map[string]string{}, events: map[string]IngestResult{}}
+	a := &acked{secrets: map[string]string{}, events: map[string]IngestResult{}, bodies: map[string]string{}}
 	var all, failing string
 	if s, err := Open(opts); err == nil {
 		all, failing = powerLossWorkload(s, a, rng.Uint64())
@@ -84,7 +85,7 @@ func powerLossRun(t *testing.T, seed uint64) {
 		if n := fanned[res.EventID]; n != 1 {
 			t.Fatalf("seed %d: acknowledged event %s (%s) has %d deliveries to the endpoint it matched, want 1", seed, res.EventID, key, n)
 		}
-		again, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`), IdempotencyKey: key})
+		again, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(a.bodies[key]), IdempotencyKey: key})
 		if err != nil || again != res {
 			t.Fatalf("seed %d: repeat of acknowledged key %s: %+v, %v; want %+v", seed, key, again, err, res)
 		}
@@ -121,7 +122,7 @@ func powerLossWorkload(s *Store, a *acked, seed uint64) (all, failing string) {
 					return
 				}
 				a.mu.Lock()
-				a.events[key] = res
+				a.events[key], a.bodies[key] = res, body
 				a.mu.Unlock()
 				if w == 1 && i%25 == 24 && s.Snapshot() != nil {
 					return

@@ -192,7 +192,10 @@ func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 		s.ids.seenID(ev.Deliveries[n-1].ID) // made after the event's id, in order
 	}
 	if ev.IdempotencyKey != "" {
-		s.idem.Add(ev.IdempotencyKey, IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)})
+		s.idem.Add(ev.IdempotencyKey, idemEntry{
+			res: IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)},
+			sum: requestSum(ev.Type, envelopeData(ev.Body)),
+		})
 	}
 	eid, ok := parseID("evt_", ev.ID)
 	if !ok || len(ev.Deliveries) == 0 {

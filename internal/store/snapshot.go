@@ -48,6 +48,7 @@ type snapLine struct {
 	Attempts   []Attempt     `json:"a,omitempty"`
 	Next       time.Time     `json:"next,omitzero"`
 	Key        string        `json:"key,omitempty"`
+	Sum        uint64        `json:"sum,omitempty"` // the request's fingerprint, see idemEntry
 	Deliveries int           `json:"n,omitempty"`
 }
 
@@ -118,8 +119,8 @@ func (s *Store) captureAt(from wal.Position) *capture {
 	keys := s.idem.Keys() // oldest first, so a restore keeps the LRU order
 	c.idem = make([]snapLine, 0, len(keys))
 	for _, key := range keys {
-		if r, ok := s.idem.Peek(key); ok {
-			c.idem = append(c.idem, snapLine{K: "id", Key: key, EventID: r.EventID, Deliveries: r.Deliveries})
+		if e, ok := s.idem.Peek(key); ok {
+			c.idem = append(c.idem, snapLine{K: "id", Key: key, EventID: e.res.EventID, Deliveries: e.res.Deliveries, Sum: e.sum})
 		}
 	}
 	return c
@@ -240,7 +241,7 @@ func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
 		if l.Key == "" {
 			return errors.New("bad idempotency key")
 		}
-		s.idem.Add(l.Key, IngestResult{EventID: l.EventID, Deliveries: l.Deliveries})
+		s.idem.Add(l.Key, idemEntry{res: IngestResult{EventID: l.EventID, Deliveries: l.Deliveries}, sum: l.Sum})
 	default:
 		return fmt.Errorf("unknown line kind %q", l.K)
 	}

@@ -10,6 +10,8 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,7 +94,7 @@ type Store struct {
 	endpoints  map[string]*endpoint
 	order      []string // endpoint ids, ascending = creation order
 	deliveries map[ID]*delivery
-	idem       *lru.Cache[string, IngestResult]
+	idem       *lru.Cache[string, idemEntry]
 	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
 	segRefs    map[uint64]int            // live events per WAL segment
 	errs       map[string]*string
@@ -189,6 +191,36 @@ type Attempt struct {
 	DurationMS int64     `json:"duration_ms"`
 }
 
+// idemEntry is a remembered idempotency key: the first answer, and a fingerprint of the
+// request (type and data) so that the key reused for another event is refused, not answered.
+type idemEntry struct {
+	res IngestResult
+	sum uint64 // 0: unknown (a snapshot written before fingerprints): any body matches
+}
+
+// ErrIdempotencyKeyReused: an idempotency key came back with a different event.
+var ErrIdempotencyKeyReused = errors.New("store: idempotency key reused with a different body")
+
+// requestSum fingerprints an ingest request: its type and the raw bytes of its data.
+func requestSum(typ string, data []byte) uint64 {
+	h := sha256.New()
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write(data)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(sum[:0])) | 1 // never 0, which means unknown
+}
+
+// envelopeData returns the data an envelope (see envelope) wraps.
+func envelopeData(body []byte) []byte {
+	const marker = `","data":`
+	i := bytes.Index(body, []byte(marker))
+	if i < 0 || len(body) == 0 || body[len(body)-1] != '}' {
+		return nil
+	}
+	return body[i+len(marker) : len(body)-1]
+}
+
 // IngestResult is what POST /api/events answers, and what a repeated idempotency key gets.
 type IngestResult struct {
 	EventID    string `json:"event_id"`
@@ -231,7 +263,7 @@ func newStore(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: payload cache: %w", err)
 	}
-	idem, err := lru.New[string, IngestResult](opts.IdempotencyCache)
+	idem, err := lru.New[string, idemEntry](opts.IdempotencyCache)
 	if err != nil {
 		return nil, fmt.Errorf("store: idempotency cache: %w", err)
 	}

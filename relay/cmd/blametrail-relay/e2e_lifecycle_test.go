@@ -175,43 +175,67 @@ func TestEventFilter(t *testing.T) {
 	}
 }
 
+// TestIdempotentIngest: the same id and body again answers the first result and delivers
+// nothing more; the same id with another type or data answers 409 idempotency_key_reused (as
+// Stripe does), never the first result, and both hold after a SIGKILL and a restart.
 func TestIdempotentIngest(t *testing.T) {
 	t.Parallel()
 	rc := relaytest.NewReceiver(t, nil)
 	r := relaytest.Start(t, relaytest.Options{})
 	ep := createEndpoint(t, r, apiclient.EndpointCreate{URL: rc.URL})
 	first := `{"type":"incident.opened","data":{"n":1},"id":"source-42"}`
-	again := `{"type":"incident.resolved","data":{"n":2},"id":"source-42"}` // same id, other content
-	var answers []api.IngestResult
-	for _, body := range []string{first, first, again} {
-		status, b, _ := r.Do("POST", "/api/events", "application/json", r.Token, []byte(body))
-		if status != http.StatusAccepted {
-			t.Fatalf("ingest = %d %s", status, b)
-		}
-		var res api.IngestResult
-		_ = json.Unmarshal(b, &res)
-		answers = append(answers, res)
+	reused := []string{
+		`{"type":"incident.resolved","data":{"n":1},"id":"source-42"}`, // other type
+		`{"type":"incident.opened","data":{"n":2},"id":"source-42"}`,   // other data
 	}
-	if answers[0].Deliveries != 1 || answers[1] != answers[0] || answers[2] != answers[0] {
-		t.Errorf("answers = %+v, want the first result three times", answers)
+	post := func(body string) (int, []byte) {
+		status, b, _ := r.Do("POST", "/api/events", "application/json", r.Token, []byte(body))
+		return status, b
+	}
+	var want api.IngestResult
+	check := func(when string) {
+		t.Helper()
+		for i := range 2 {
+			status, b := post(first)
+			var res api.IngestResult
+			_ = json.Unmarshal(b, &res)
+			if status != http.StatusAccepted || (want.ID != "" && res != want) {
+				t.Fatalf("%s: the same request (%d) = %d %s, want 202 %+v", when, i, status, b, want)
+			}
+			want = res
+		}
+		for _, body := range reused {
+			status, b := post(body)
+			checkErrorBody(t, status, b, http.StatusConflict, "idempotency_key_reused")
+		}
+	}
+	check("live")
+	if want.Deliveries != 1 {
+		t.Fatalf("first answer %+v, want 1 delivery", want)
 	}
 	reqs := waitCount(t, rc, 1)
-	time.Sleep(300 * time.Millisecond)
-	if n := rc.Count(); n != 1 {
-		t.Errorf("receiver got %d deliveries for one idempotency key, want 1", n)
-	}
-	checkDeliveryRequest(t, reqs[0], ep.Secret, api.TypeIncidentOpened, answers[0].ID, []byte(`{"n":1}`))
-	if ds := allDeliveries(t, r, ep.ID); len(ds) != 1 {
-		t.Errorf("%d deliveries, want 1", len(ds))
-	}
+	checkDeliveryRequest(t, reqs[0], ep.Secret, api.TypeIncidentOpened, want.ID, []byte(`{"n":1}`))
+	r.Kill()
+	r.Restart()
+	check("after SIGKILL and restart")
 	// Another key is another event.
-	status, b, _ := r.Do("POST", "/api/events", "application/json", r.Token, []byte(`{"type":"incident.opened","data":{},"id":"source-43"}`))
+	status, b := post(`{"type":"incident.opened","data":{},"id":"source-43"}`)
 	var other api.IngestResult
 	_ = json.Unmarshal(b, &other)
-	if status != http.StatusAccepted || other.ID == answers[0].ID || other.Deliveries != 1 {
+	if status != http.StatusAccepted || other.ID == want.ID || other.Deliveries != 1 {
 		t.Errorf("a new key = %d %s", status, b)
 	}
 	waitCount(t, rc, 2)
+	if ds := allDeliveries(t, r, ep.ID); len(ds) != 2 {
+		t.Errorf("%d deliveries, want 2 (one per key)", len(ds))
+	}
+	ids := map[string]bool{} // an attempt cut short by the SIGKILL may come again: count ids
+	for _, req := range rc.Requests() {
+		ids[req.Header.Get("webhook-id")] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("receiver got %d delivery ids, want 2 (one per key)", len(ids))
+	}
 }
 
 func TestTestPing(t *testing.T) {
