@@ -4,7 +4,7 @@ VERSION  ?= dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build relay provider run test test-unit vet fmt-check fuzz bench clean docs
+.PHONY: all build relay provider run test test-unit vet tidy-check fmt-check fuzz bench clean docs
 
 all: build
 
@@ -22,7 +22,7 @@ run:
 
 # The whole suite: format, vet, unit, end-to-end (real relay binary) and acceptance tests,
 # all with the race detector.
-test: fmt-check vet
+test: fmt-check vet tidy-check
 	bash scripts/ensure-chromium.sh
 	tf="$$(bash scripts/ensure-terraform.sh)" && \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$tf" CHECKPOINT_DISABLE=1 \
@@ -37,6 +37,10 @@ docs:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# go.mod and go.sum are what `go mod tidy` makes of the code: no stray or missing requirement.
+tidy-check:
+	$(GO) mod tidy -diff
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
