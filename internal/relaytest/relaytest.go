@@ -137,11 +137,12 @@ func randomToken() string {
 	return "test_" + hex.EncodeToString(b[:])
 }
 
-func (r *Relay) start() {
-	r.t.Helper()
-	args := []string{"--listen", "127.0.0.1:0", "--data-dir", r.opts.DataDir, "--api-token", r.opts.Token, "--log-format", "json"}
+// args is the command line for opts: listen, data dir, token, JSON logs, the defaults Args
+// does not override, then Args.
+func (opts Options) args() []string {
+	args := []string{"--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--api-token", opts.Token, "--log-format", "json"}
 	set := map[string]bool{}
-	for _, a := range r.opts.Args {
+	for _, a := range opts.Args {
 		if strings.HasPrefix(a, "--") {
 			set[strings.SplitN(a, "=", 2)[0]] = true
 		}
@@ -159,8 +160,12 @@ func (r *Relay) start() {
 			i++
 		}
 	}
-	args = append(args, r.opts.Args...)
-	cmd := exec.Command(binary(r.t), args...)
+	return append(args, opts.Args...)
+}
+
+func (r *Relay) start() {
+	r.t.Helper()
+	cmd := exec.Command(binary(r.t), r.opts.args()...)
 	cmd.Env = append(os.Environ(), r.opts.Env...)
 	// One buffer for every run of this relay: a Restart appends, so the logs (and the data
 	// race check at cleanup) cover earlier runs, and the previous run's reader, which may
@@ -214,6 +219,14 @@ func (r *Relay) start() {
 		r.t.Fatal(err)
 	}
 	r.Client = c
+}
+
+// PID is the relay's process id (that of its latest run).
+func (r *Relay) PID() int {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
 }
 
 // Restart starts the relay again on the same data dir (after Stop or Kill). It gets a new
