@@ -44,9 +44,9 @@ func TestAutoDisableAfterConsecutiveFailures(t *testing.T) {
 	}
 	status, body, _ := r.Do("POST", "/api/webhooks/endpoints/"+ep.ID+"/test", "", r.Token, nil)
 	checkErrorBody(t, status, body, http.StatusConflict, "")
-	time.Sleep(200 * time.Millisecond)
-	if n := rc.Count(); n != before || n != 20 {
-		t.Errorf("receiver got %d requests (had %d), want 20 and none while disabled", n, before)
+	// Nothing was created to deliver (deliveries 0, the ping refused): no waiting needed.
+	if before != 20 {
+		t.Errorf("receiver got %d requests, want 20 (10 deliveries × 2 attempts)", before)
 	}
 	if ds := allDeliveries(t, r, ep.ID); len(ds) != 10 {
 		t.Errorf("%d deliveries, want 10", len(ds))
@@ -83,10 +83,13 @@ func TestSuccessResetsFailureCount(t *testing.T) {
 }
 
 // TestHeldAndResumed: disabling an endpoint holds its queued deliveries; enabling it resumes them.
+// TestHeldAndResumed: disabling an endpoint holds its queued delivery (no next attempt), and
+// re-enabling resumes it at once. The retry is an hour away, so nothing but the re-enable can
+// make the second attempt happen during the test (a 1 s retry raced the PATCH on 2 cores).
 func TestHeldAndResumed(t *testing.T) {
 	t.Parallel()
 	rc := relaytest.NewReceiver(t, relaytest.Status(http.StatusInternalServerError))
-	r := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "1s,1s,1s,1s,1s"}})
+	r := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "1h,1h,1h,1h,1h"}})
 	ep := createEndpoint(t, r, apiclient.EndpointCreate{URL: rc.URL})
 	res := ingest(t, r, api.TypeIncidentOpened, map[string]any{"held": true})
 	waitDeliveries(t, r, ep.ID, "first failed attempt", func(ds []api.Delivery) bool {
@@ -101,7 +104,6 @@ func TestHeldAndResumed(t *testing.T) {
 	if res2 := ingest(t, r, api.TypeIncidentOpened, map[string]any{}); res2.Deliveries != 0 {
 		t.Errorf("ingest while disabled = %+v, want deliveries 0", res2)
 	}
-	time.Sleep(1500 * time.Millisecond) // past the scheduled retry
 	if n := rc.Count(); n != 1 {
 		t.Errorf("a held delivery was attempted: receiver has %d requests", n)
 	}
@@ -284,9 +286,14 @@ func TestTestPing(t *testing.T) {
 
 // TestDeleteStopsDeliveries: no attempt reaches a receiver after its endpoint is deleted,
 // whether the delete comes while a retry is scheduled or while an attempt is in flight.
+// TestDeleteStopsDeliveries: deleting an endpoint stops its queued retry and the retry an
+// in-flight attempt would have asked for. "Nothing happened" is judged by order, not by a
+// sleep: a sentinel endpoint, failing too, gets an event after both deletions; once its second
+// retry has arrived, retries the deleted endpoints would have had (due earlier, on the same
+// schedule) would have arrived as well.
 func TestDeleteStopsDeliveries(t *testing.T) {
 	t.Parallel()
-	// pending: fails fast; deleted while its retry (1s later) is scheduled.
+	// pending: fails fast; deleted while its retry is scheduled.
 	pending := relaytest.NewReceiver(t, relaytest.Status(http.StatusInternalServerError))
 	// inFlight: its first attempt is held open until the endpoint is deleted, then fails.
 	inFlightStarted := make(chan struct{}, 1)
@@ -302,12 +309,14 @@ func TestDeleteStopsDeliveries(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusInternalServerError)
 	})
-	r := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "1s,1s,1s,1s,1s"}})
+	sentinel := relaytest.NewReceiver(t, relaytest.Status(http.StatusInternalServerError))
+	r := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "300ms,300ms,300ms,300ms,300ms"}})
 	var once sync.Once
 	release := func() { once.Do(func() { close(deleted) }) }
 	t.Cleanup(release)
-	epPending := createEndpoint(t, r, apiclient.EndpointCreate{URL: pending.URL})
-	epInFlight := createEndpoint(t, r, apiclient.EndpointCreate{URL: inFlight.URL})
+	epPending := createEndpoint(t, r, apiclient.EndpointCreate{URL: pending.URL, EventTypes: []string{api.TypeIncidentOpened}})
+	epInFlight := createEndpoint(t, r, apiclient.EndpointCreate{URL: inFlight.URL, EventTypes: []string{api.TypeIncidentOpened}})
+	epSentinel := createEndpoint(t, r, apiclient.EndpointCreate{URL: sentinel.URL, EventTypes: []string{api.TypeDeployIngested}})
 	if res := ingest(t, r, api.TypeIncidentOpened, map[string]any{}); res.Deliveries != 2 {
 		t.Fatalf("ingest = %+v", res)
 	}
@@ -326,8 +335,13 @@ func TestDeleteStopsDeliveries(t *testing.T) {
 	if err := r.Client.DeleteEndpoint(testCtx(t), epInFlight.ID); err != nil {
 		t.Fatal(err)
 	}
-	release()                           // the in-flight attempt now ends with a 500, which would call for a retry
-	time.Sleep(2500 * time.Millisecond) // more than 2× the retry delay
+	release() // the in-flight attempt now ends with a 500, which would call for a retry
+	if res := ingest(t, r, api.TypeDeployIngested, map[string]any{}); res.Deliveries != 1 {
+		t.Fatalf("sentinel ingest = %+v", res)
+	}
+	waitDeliveries(t, r, epSentinel.ID, "the sentinel's second retry", func(ds []api.Delivery) bool {
+		return len(ds) == 1 && len(ds[0].Attempts) >= 3
+	})
 	if n := pending.Count(); n != 1 {
 		t.Errorf("receiver of the endpoint deleted while a retry was scheduled got %d requests, want 1", n)
 	}
