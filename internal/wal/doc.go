@@ -62,8 +62,19 @@
 //     commit. A power loss therefore never needs Options.Repair.
 //   - Damage followed by an intact commit, or damage in an earlier (sealed) segment, is
 //     corruption: Open refuses with a *CorruptError naming the file and offset. With
-//     Options.Repair, Open keeps a copy of the damaged segment (".damaged-…"), truncates it at
-//     the end of the last good commit, and moves later segments aside the same way.
+//     Options.Repair, Open keeps a copy of the damaged segment (".damaged-<unix ns>", with
+//     "-2"… added if that name is taken), truncates it at the end of the last good commit,
+//     and moves later segments aside the same way.
+//   - A segment missing from the sequence is corruption too; Repair keeps the segments before
+//     the gap and moves the later ones aside, logging how many segments and bytes it moved.
+//     When the segment the replay position names is missing but later ones exist, Repair
+//     moves those aside and starts a new segment at the position.
+//   - A *CorruptError from Open carries in Repair what Options.Repair would do (and its text
+//     then suggests --wal-repair); errors Repair cannot fix (a replay position past the end
+//     or inside a frame, a damaged record read by ReadAt) carry none.
+//   - Open from the zero Position (no snapshot) when the oldest segment is not segment 1
+//     fails with ErrHistoryMissing: the state before it is only in the snapshot that allowed
+//     its removal.
 //   - A last segment that holds only part of its header (created, then power lost before the
 //     header's fsync) holds no record: Open writes the header again.
 //   - Version 1 segments: a bad frame in the last segment with no valid frame after it is a torn

@@ -71,6 +71,11 @@ func parseSegmentName(name string) (uint64, bool) {
 
 // recover replays segments from `from` on, repairs or refuses damage, and opens the tail.
 func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
+	if from == (Position{}) && len(w.segments) > 0 && w.segments[0] != 1 {
+		return fmt.Errorf("%w: the oldest segment is %s, earlier ones were removed after a snapshot; "+
+			"the state they held can only come from that snapshot (restore it; --wal-repair cannot help)",
+			ErrHistoryMissing, w.path(w.segments[0]))
+	}
 	if from.Segment == 0 {
 		from.Segment = 1
 		if len(w.segments) > 0 {
@@ -86,10 +91,23 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 			replay = append(replay, seq)
 		}
 	}
+	if len(replay) > 0 && replay[0] != from.Segment {
+		ce := &CorruptError{File: w.path(from.Segment), Offset: from.Offset, Reason: "segment named by the replay position is missing"}
+		if from.Offset == segmentHeaderSize {
+			ce.Repair = repairFrom
+		}
+		if !w.opts.Repair || ce.Repair == "" {
+			return ce
+		}
+		if err := w.moveAside(replay, ce); err != nil {
+			return err
+		}
+		replay = nil
+	}
 	// The snapshot may name a segment that a crash kept from being created: start it now.
 	if len(replay) == 0 {
-		if n := len(w.segments); n > 0 && w.segments[n-1] >= from.Segment {
-			return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
+		if from.Offset > segmentHeaderSize {
+			return &CorruptError{File: w.path(from.Segment), Offset: from.Offset, Reason: "segment named by the replay position is missing"}
 		}
 		f, err := w.createSegment(from.Segment)
 		if err != nil {
@@ -99,12 +117,17 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 		w.tailSeg, w.tailOff = from.Segment, segmentHeaderSize
 		return nil
 	}
-	if replay[0] != from.Segment {
-		return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
-	}
 	for i := 1; i < len(replay); i++ {
 		if replay[i] != replay[i-1]+1 {
-			return &CorruptError{File: w.path(replay[i-1] + 1), Reason: "segment missing from the sequence"}
+			ce := &CorruptError{File: w.path(replay[i-1] + 1), Reason: "segment missing from the sequence", Repair: repairGap}
+			if !w.opts.Repair {
+				return ce
+			}
+			if err := w.moveAside(replay[i:], ce); err != nil {
+				return err
+			}
+			replay = replay[:i]
+			break
 		}
 	}
 	var end int64
@@ -117,7 +140,7 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 		stop, err := w.replaySegment(seq, start, last, fn)
 		if err != nil {
 			ce, ok := err.(*CorruptError)
-			if !ok || !w.opts.Repair {
+			if !ok || !w.opts.Repair || ce.Repair == "" {
 				return err
 			}
 			if err := w.repair(ce, seq, replay[i+1:]); err != nil {
@@ -188,7 +211,7 @@ func (w *WAL) replaySegment(seq uint64, start int64, last bool, fn func(Position
 	}
 	version := segmentVersionOf(data, seq)
 	if version == 0 {
-		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad segment header"}
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad segment header", Repair: repairTruncate}
 	}
 	if start > int64(len(data)) {
 		return 0, &CorruptError{File: name, Offset: start, Reason: "snapshot position is past the end of the segment"}
@@ -265,7 +288,7 @@ func (w *WAL) replayV2(name string, seq uint64, data []byte, from int64, last bo
 			if p != off {
 				reason = fmt.Sprintf("%v at offset %d", bad, p)
 			}
-			return 0, &CorruptError{File: name, Offset: off, Reason: reason}
+			return 0, &CorruptError{File: name, Offset: off, Reason: reason, Repair: repairTruncate}
 		}
 		for q := off; q < p; {
 			n := int64(binary.LittleEndian.Uint32(data[q:]))
@@ -340,7 +363,7 @@ func (w *WAL) replayV1(name string, seq uint64, data []byte, start int64, last b
 			}
 			return off, nil
 		}
-		return 0, &CorruptError{File: name, Offset: off, Reason: err.Error()}
+		return 0, &CorruptError{File: name, Offset: off, Reason: err.Error(), Repair: repairTruncate}
 	}
 	return off, nil
 }
@@ -399,7 +422,10 @@ func (w *WAL) rewriteHeader(seq uint64) error {
 // repair keeps a copy of the damaged segment, truncates it at the last good record, and moves
 // every later segment aside, so the log ends where the good records end.
 func (w *WAL) repair(ce *CorruptError, seq uint64, later []uint64) error {
-	suffix := ".damaged-" + strconv.FormatInt(time.Now().Unix(), 10)
+	suffix, err := w.damagedSuffix()
+	if err != nil {
+		return err
+	}
 	data, err := ReadFile(w.fs, ce.File)
 	if err != nil {
 		return fmt.Errorf("wal: repair: read %s: %w", ce.File, err)
@@ -438,6 +464,59 @@ func (w *WAL) repair(ce *CorruptError, seq uint64, later []uint64) error {
 	}
 	w.log.Warn("wal: repaired corruption", "file", ce.File, "offset", ce.Offset, "reason", ce.Reason,
 		"copy", ce.File+suffix, "bytes_dropped", int64(len(data))-ce.Offset, "later_segments_moved", len(later))
+	return nil
+}
+
+// now is the clock behind ".damaged-" names; tests fix it.
+var now = time.Now
+
+// damagedSuffix returns ".damaged-<unix nanoseconds>", with "-2", "-3"… added when a file in
+// the directory already ends with it, so a repair never overwrites an earlier one's copies.
+func (w *WAL) damagedSuffix() (string, error) {
+	names, err := w.fs.ReadDir(w.opts.Dir)
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: list %s: %w", w.opts.Dir, err)
+	}
+	base := ".damaged-" + strconv.FormatInt(now().UnixNano(), 10)
+	for n := 1; ; n++ {
+		suffix := base
+		if n > 1 {
+			suffix += "-" + strconv.Itoa(n)
+		}
+		if !slices.ContainsFunc(names, func(name string) bool {
+			return strings.HasSuffix(name, suffix) || strings.HasSuffix(name, suffix+".tmp")
+		}) {
+			return suffix, nil
+		}
+	}
+}
+
+// moveAside renames segs (ascending) to "<name>.damaged-…", newest first, makes that durable,
+// drops them from the log, and logs what was lost.
+func (w *WAL) moveAside(segs []uint64, ce *CorruptError) error {
+	suffix, err := w.damagedSuffix()
+	if err != nil {
+		return err
+	}
+	var bytes int64
+	for _, s := range slices.Backward(segs) {
+		if f, err := w.fs.OpenFile(w.path(s), os.O_RDONLY, 0); err == nil {
+			if st, err := f.Stat(); err == nil {
+				bytes += st.Size()
+			}
+			f.Close()
+		}
+		if err := w.fs.Rename(w.path(s), w.path(s)+suffix); err != nil {
+			return fmt.Errorf("wal: repair: move segment %d aside: %w", s, err)
+		}
+	}
+	if err := w.fs.SyncDir(w.opts.Dir); err != nil {
+		return fmt.Errorf("wal: repair: fsync dir: %w", err)
+	}
+	w.segments = slices.DeleteFunc(w.segments, func(s uint64) bool { _, found := slices.BinarySearch(segs, s); return found })
+	w.log.Warn("wal: repaired a missing segment by moving later segments aside", "missing", ce.File, "reason", ce.Reason,
+		"segments_moved", len(segs), "first_moved", w.path(segs[0]), "last_moved", w.path(segs[len(segs)-1]),
+		"bytes_moved", bytes, "suffix", suffix)
 	return nil
 }
 

@@ -41,6 +41,10 @@ var (
 	ErrFailed = errors.New("wal: log failed")
 	// ErrClosed is returned by appends (and reads of segments not yet open) after Close.
 	ErrClosed = errors.New("wal: closed")
+	// ErrHistoryMissing is returned by Open from the zero Position (no snapshot) when the
+	// oldest segment is not segment 1: earlier ones were removed, and the state they held
+	// can only come from a snapshot. Repair cannot help.
+	ErrHistoryMissing = errors.New("wal: log history missing")
 )
 
 // CorruptError names where the damage is.
@@ -48,11 +52,24 @@ type CorruptError struct {
 	File   string
 	Offset int64
 	Reason string
+	// Repair says what Open with Options.Repair does about this damage (the operator's
+	// --wal-repair); it is empty when Repair cannot fix it, and for errors from ReadAt.
+	Repair string
 }
 
+// Repair hints: each is what Open with Options.Repair then does.
+const (
+	repairTruncate = "keep a copy of the damaged segment and truncate at the last good record"
+	repairGap      = "keep the segments before the gap and move the later ones aside"
+	repairFrom     = "move the later segments aside and start a new segment at the replay position"
+)
+
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d (start with --wal-repair to keep a copy of the damaged segment and truncate at the last good record)",
-		e.Reason, e.File, e.Offset)
+	msg := fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d", e.Reason, e.File, e.Offset)
+	if e.Repair != "" {
+		msg += " (start with --wal-repair to " + e.Repair + ")"
+	}
+	return msg
 }
 
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
