@@ -11,15 +11,28 @@ const (
 	segmentHeaderSize = 16
 	// MaxRecordSize bounds one record; a length above it is damage, not a record.
 	MaxRecordSize = 16 << 20
+
+	// commitFlag in a frame's length word marks a commit frame (version 2 segments).
+	commitFlag            = 1 << 31
+	commitPayloadSize     = 16 // start offset (uint64), chunk CRC (uint32), zero (uint32)
+	commitFrameSize       = frameHeaderSize + commitPayloadSize
+	commitLengthWord      = commitFlag | commitPayloadSize
+	segmentVersion1       = 1
+	segmentVersion2       = 2
+	segmentVersionCurrent = segmentVersion2
 )
 
 var (
 	castagnoli    = crc32.MakeTable(crc32.Castagnoli)
-	segmentMagic  = [8]byte{'B', 'T', 'W', 'A', 'L', 0, 0, 1}
+	segmentMagic  = [8]byte{'B', 'T', 'W', 'A', 'L', 0, 0, segmentVersionCurrent}
 	errBadFrame   = errors.New("bad frame")
 	errShortFrame = errors.New("frame runs past the end of the file")
 	errZeroFrame  = errors.New("zero length frame")
 	errBadPadding = errors.New("non-zero frame padding")
+	errBadCommit  = errors.New("bad commit frame")
+	errNoCommit   = errors.New("records without a commit frame")
+	errCommitGap  = errors.New("commit frame does not start at the end of the previous one")
+	errCommitCRC  = errors.New("commit CRC does not match the records it covers")
 )
 
 func padded(n int) int { return (n + 7) &^ 7 }
@@ -70,14 +83,67 @@ func decodeFrame(b []byte) (data []byte, size int, err error) {
 	return data, size, nil
 }
 
-func segmentHeader(seq uint64) []byte {
+// appendCommitSlot reserves a commit frame at the end of dst; fillCommit completes it once
+// the chunk it closes is known.
+func appendCommitSlot(dst []byte) []byte {
+	var c [commitFrameSize]byte
+	binary.LittleEndian.PutUint32(c[0:4], commitLengthWord)
+	return append(dst, c[:]...)
+}
+
+func isCommit(lengthWord uint32) bool { return lengthWord&commitFlag != 0 }
+
+// chunkChecksum is the CRC a commit frame stores for the chunk bytes it covers.
+func chunkChecksum(chunk []byte) uint32 { return crc32.Checksum(chunk, castagnoli) }
+
+// fillCommit writes the commit frame in c (commitFrameSize bytes) for a chunk that starts at
+// segment offset start and holds chunk.
+func fillCommit(c []byte, start int64, chunk []byte) {
+	binary.LittleEndian.PutUint32(c[0:4], commitLengthWord)
+	binary.LittleEndian.PutUint64(c[8:16], uint64(start))
+	binary.LittleEndian.PutUint32(c[16:20], chunkChecksum(chunk))
+	binary.LittleEndian.PutUint32(c[20:24], 0)
+	binary.LittleEndian.PutUint32(c[4:8], checksum(c[0:4], c[8:commitFrameSize]))
+}
+
+// decodeCommit reads the commit frame at the start of b: where its chunk starts and the
+// chunk's CRC. It checks the frame alone, not the chunk.
+func decodeCommit(b []byte) (start int64, crc uint32, err error) {
+	if len(b) < commitFrameSize {
+		return 0, 0, errShortFrame
+	}
+	if binary.LittleEndian.Uint32(b[0:4]) != commitLengthWord ||
+		checksum(b[0:4], b[8:commitFrameSize]) != binary.LittleEndian.Uint32(b[4:8]) ||
+		binary.LittleEndian.Uint32(b[20:24]) != 0 {
+		return 0, 0, errBadCommit
+	}
+	s := binary.LittleEndian.Uint64(b[8:16])
+	if s > uint64(1)<<62 {
+		return 0, 0, errBadCommit
+	}
+	return int64(s), binary.LittleEndian.Uint32(b[16:20]), nil
+}
+
+func segmentHeader(seq uint64) []byte { return segmentHeaderVersion(seq, segmentVersionCurrent) }
+
+func segmentHeaderVersion(seq uint64, version byte) []byte {
 	h := make([]byte, segmentHeaderSize)
-	copy(h, segmentMagic[:])
+	copy(h, segmentMagic[:7])
+	h[7] = version
 	binary.LittleEndian.PutUint64(h[8:], seq)
 	return h
 }
 
-func checkSegmentHeader(b []byte, seq uint64) bool {
-	return len(b) >= segmentHeaderSize && [8]byte(b[:8]) == segmentMagic &&
-		binary.LittleEndian.Uint64(b[8:16]) == seq
+// segmentVersionOf returns the format version of a segment whose header is b, or 0 when b is
+// not a valid header of segment seq.
+func segmentVersionOf(b []byte, seq uint64) int {
+	if len(b) < segmentHeaderSize || [7]byte(b[:7]) != [7]byte(segmentMagic[:7]) ||
+		binary.LittleEndian.Uint64(b[8:16]) != seq {
+		return 0
+	}
+	switch b[7] {
+	case segmentVersion1, segmentVersion2:
+		return int(b[7])
+	}
+	return 0
 }

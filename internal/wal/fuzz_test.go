@@ -30,24 +30,35 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
-// FuzzOpen writes arbitrary bytes after a valid header as the only segment. Open never panics;
-// without Repair it succeeds or reports ErrCorrupt; with Repair it succeeds, and the log then
-// takes appends that a plain reopen replays.
+// FuzzOpen writes arbitrary bytes after a valid header (version 2, or 1 when v1 is set) as the
+// only segment. Open never panics; without Repair it succeeds or reports ErrCorrupt; with
+// Repair it succeeds, and the log then takes appends that a plain reopen replays.
 func FuzzOpen(f *testing.F) {
-	var valid []byte
+	var v1 []byte
 	for i := range 5 {
-		valid = appendFrame(valid, payload(uint64(i), 1+i*9))
+		v1 = appendFrame(v1, payload(uint64(i), 1+i*9))
 	}
-	f.Add(valid)
-	f.Add(valid[:len(valid)-3])
-	f.Add(append(bytes.Clone(valid), make([]byte, 100)...))
-	mid := bytes.Clone(valid)
-	mid[20] ^= 1
-	f.Add(mid)
-	f.Add([]byte{})
-	f.Add([]byte("garbage that is not a frame at all"))
-	f.Fuzz(func(t *testing.T, content []byte) {
+	v2 := segmentHeader(1)
+	for i := range 3 {
+		v2, _ = chunkBytes(v2, 1, payload(uint64(i), 1+i*9), payload(uint64(i+10), 20))
+	}
+	v2 = v2[segmentHeaderSize:]
+	for _, valid := range [][]byte{v1, v2} {
+		isV1 := &valid[0] == &v1[0]
+		f.Add(isV1, valid)
+		f.Add(isV1, valid[:len(valid)-3])
+		f.Add(isV1, append(bytes.Clone(valid), make([]byte, 100)...))
+		mid := bytes.Clone(valid)
+		mid[20] ^= 1
+		f.Add(isV1, mid)
+	}
+	f.Add(false, []byte{})
+	f.Add(false, []byte("garbage that is not a frame at all"))
+	f.Fuzz(func(t *testing.T, v1 bool, content []byte) {
 		seg := append(segmentHeader(1), content...)
+		if v1 {
+			seg[7] = segmentVersion1
+		}
 		o := opts("")
 		o.Sync = SyncNone // durability is not under test; keep the fuzzer fast
 

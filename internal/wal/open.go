@@ -1,7 +1,7 @@
 package wal
 
 import (
-	"bytes"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,7 +20,7 @@ func Open(opts Options, from Position, fn func(pos Position, data []byte) error)
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
-	if opts.SegmentSize < segmentHeaderSize+frameHeaderSize+8 {
+	if opts.SegmentSize < segmentHeaderSize+frameHeaderSize+8+commitFrameSize {
 		return nil, fmt.Errorf("wal: segment size %d is too small", opts.SegmentSize)
 	}
 	if opts.FS == nil {
@@ -71,6 +71,11 @@ func parseSegmentName(name string) (uint64, bool) {
 
 // recover replays segments from `from` on, repairs or refuses damage, and opens the tail.
 func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
+	if from == (Position{}) && len(w.segments) > 0 && w.segments[0] != 1 {
+		return fmt.Errorf("%w: the oldest segment is %s, earlier ones were removed after a snapshot; "+
+			"the state they held can only come from that snapshot (restore it; --wal-repair cannot help)",
+			ErrHistoryMissing, w.path(w.segments[0]))
+	}
 	if from.Segment == 0 {
 		from.Segment = 1
 		if len(w.segments) > 0 {
@@ -86,25 +91,43 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 			replay = append(replay, seq)
 		}
 	}
+	if len(replay) > 0 && replay[0] != from.Segment {
+		ce := &CorruptError{File: w.path(from.Segment), Offset: from.Offset, Reason: "segment named by the replay position is missing"}
+		if from.Offset == segmentHeaderSize {
+			ce.Repair = repairFrom
+		}
+		if !w.opts.Repair || ce.Repair == "" {
+			return ce
+		}
+		if err := w.moveAside(replay, ce); err != nil {
+			return err
+		}
+		replay = nil
+	}
 	// The snapshot may name a segment that a crash kept from being created: start it now.
 	if len(replay) == 0 {
-		if n := len(w.segments); n > 0 && w.segments[n-1] >= from.Segment {
-			return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
+		if from.Offset > segmentHeaderSize {
+			return &CorruptError{File: w.path(from.Segment), Offset: from.Offset, Reason: "segment named by the replay position is missing"}
 		}
 		f, err := w.createSegment(from.Segment)
 		if err != nil {
 			return err
 		}
-		w.file, w.fileSeq = f, from.Segment
+		w.file, w.fileSeq, w.fileOff = f, from.Segment, segmentHeaderSize
 		w.tailSeg, w.tailOff = from.Segment, segmentHeaderSize
 		return nil
 	}
-	if replay[0] != from.Segment {
-		return &CorruptError{File: w.path(from.Segment), Reason: "segment named by the snapshot is missing"}
-	}
 	for i := 1; i < len(replay); i++ {
 		if replay[i] != replay[i-1]+1 {
-			return &CorruptError{File: w.path(replay[i-1] + 1), Reason: "segment missing from the sequence"}
+			ce := &CorruptError{File: w.path(replay[i-1] + 1), Reason: "segment missing from the sequence", Repair: repairGap}
+			if !w.opts.Repair {
+				return ce
+			}
+			if err := w.moveAside(replay[i:], ce); err != nil {
+				return err
+			}
+			replay = replay[:i]
+			break
 		}
 	}
 	var end int64
@@ -117,7 +140,7 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 		stop, err := w.replaySegment(seq, start, last, fn)
 		if err != nil {
 			ce, ok := err.(*CorruptError)
-			if !ok || !w.opts.Repair {
+			if !ok || !w.opts.Repair || ce.Repair == "" {
 				return err
 			}
 			if err := w.repair(ce, seq, replay[i+1:]); err != nil {
@@ -133,13 +156,40 @@ func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 		}
 	}
 	tail := replay[len(replay)-1]
+	if v, err := w.segmentVersion(tail); err != nil {
+		return err
+	} else if v != segmentVersionCurrent {
+		// Appends never mix formats in one segment: an older tail is sealed as it is.
+		f, err := w.createSegment(tail + 1)
+		if err != nil {
+			return err
+		}
+		w.log.Info("wal: tail segment has an older format; appending to a new segment", "file", w.path(tail), "version", v)
+		w.file, w.fileSeq, w.fileOff = f, tail+1, segmentHeaderSize
+		w.tailSeg, w.tailOff = tail+1, segmentHeaderSize
+		return nil
+	}
 	f, err := w.fs.OpenFile(w.path(tail), os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: open segment %d for append: %w", tail, err)
 	}
-	w.file, w.fileSeq = f, tail
+	w.file, w.fileSeq, w.fileOff = f, tail, end
 	w.tailSeg, w.tailOff, w.writing = tail, end, tail
 	return nil
+}
+
+// segmentVersion reads the format version from a segment's header, which replay checked.
+func (w *WAL) segmentVersion(seq uint64) (int, error) {
+	f, err := w.fs.OpenFile(w.path(seq), os.O_RDONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("wal: open segment %d: %w", seq, err)
+	}
+	defer f.Close()
+	h := make([]byte, segmentHeaderSize)
+	if _, err := f.ReadAt(h, 0); err != nil {
+		return 0, fmt.Errorf("wal: read header of segment %d: %w", seq, err)
+	}
+	return segmentVersionOf(h, seq), nil
 }
 
 // replaySegment feeds one segment's records from start to fn and returns the offset where
@@ -151,17 +201,150 @@ func (w *WAL) replaySegment(seq uint64, start int64, last bool, fn func(Position
 	if err != nil {
 		return 0, fmt.Errorf("wal: read segment %d: %w", seq, err)
 	}
-	if len(data) < segmentHeaderSize && last && (allZero(data) || bytes.HasPrefix(segmentHeader(seq), data)) {
+	if last && partialHeader(data, seq) {
 		// Created, but its header never reached the disk whole: it holds no record.
 		w.log.Warn("wal: rewriting the header of an empty last segment", "file", name, "bytes", len(data))
+		if start > segmentHeaderSize {
+			return 0, &CorruptError{File: name, Offset: start, Reason: "replay position is past the end of the segment"}
+		}
 		return segmentHeaderSize, w.rewriteHeader(seq)
 	}
-	if !checkSegmentHeader(data, seq) {
-		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad segment header"}
+	version := segmentVersionOf(data, seq)
+	if version == 0 {
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad segment header", Repair: repairTruncate}
 	}
 	if start > int64(len(data)) {
 		return 0, &CorruptError{File: name, Offset: start, Reason: "snapshot position is past the end of the segment"}
 	}
+	if version == segmentVersion1 {
+		return w.replayV1(name, seq, data, start, last, fn)
+	}
+	return w.replayV2(name, seq, data, start, last, fn)
+}
+
+// partialHeader says whether data is what an interrupted write of seq's header can leave:
+// at most the header's length, every byte either the header's or zero.
+func partialHeader(data []byte, seq uint64) bool {
+	if len(data) > segmentHeaderSize {
+		return false
+	}
+	if len(data) == segmentHeaderSize && segmentVersionOf(data, seq) != 0 {
+		return false
+	}
+	v1, v2 := segmentHeaderVersion(seq, segmentVersion1), segmentHeaderVersion(seq, segmentVersion2)
+	for i, c := range data {
+		if c != 0 && c != v1[i] && c != v2[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// replayV2 replays a version 2 segment chunk by chunk: a chunk's records reach fn only once
+// the commit frame that closes it checks out (its own CRC, its start at the end of the
+// previous commit, the CRC of the chunk's bytes). The first chunk that does not is a torn
+// tail if no intact commit follows it in the last segment, and corruption otherwise.
+func (w *WAL) replayV2(name string, seq uint64, data []byte, from int64, last bool, fn func(Position, []byte) error) (int64, error) {
+	off := int64(segmentHeaderSize) // start of the chunk under test: end of the last good commit
+	fromOK := from == off
+	for off < int64(len(data)) {
+		p, bad := off, error(nil)
+		for bad == nil {
+			if p == int64(len(data)) {
+				bad = errNoCommit
+				break
+			}
+			if int64(len(data))-p < frameHeaderSize {
+				bad = errShortFrame
+				break
+			}
+			if isCommit(binary.LittleEndian.Uint32(data[p:])) {
+				break
+			}
+			_, size, err := decodeFrame(data[p:])
+			if err != nil {
+				bad = err
+				break
+			}
+			p += int64(size)
+		}
+		if bad == nil {
+			bad = checkCommit(data, off, p)
+		}
+		if bad != nil {
+			if from > off {
+				return 0, &CorruptError{File: name, Offset: from, Reason: fmt.Sprintf("replay position is past the last good commit (%d)", off)}
+			}
+			if last && !commitAfter(data, off) {
+				cut := int64(len(data)) - off
+				w.log.Warn("wal: truncating torn tail", "file", name, "offset", off, "bytes", cut,
+					"reason", fmt.Sprintf("%v at offset %d", bad, p))
+				if err := w.truncate(name, off); err != nil {
+					return 0, err
+				}
+				return off, nil
+			}
+			reason := bad.Error()
+			if p != off {
+				reason = fmt.Sprintf("%v at offset %d", bad, p)
+			}
+			return 0, &CorruptError{File: name, Offset: off, Reason: reason, Repair: repairTruncate}
+		}
+		for q := off; q < p; {
+			n := int64(binary.LittleEndian.Uint32(data[q:]))
+			if q == from {
+				fromOK = true
+			}
+			if q >= from {
+				rec := data[q+frameHeaderSize : q+frameHeaderSize+n]
+				if err := fn(Position{Segment: seq, Offset: q}, rec); err != nil {
+					return 0, fmt.Errorf("wal: replay record in segment %d at %d: %w", seq, q, err)
+				}
+			}
+			q += int64(frameSize(int(n)))
+		}
+		off = p + commitFrameSize
+		fromOK = fromOK || off == from
+	}
+	if !fromOK {
+		return 0, &CorruptError{File: name, Offset: from, Reason: "replay position is not at a record"}
+	}
+	return off, nil
+}
+
+// checkCommit checks the commit frame at p that closes the chunk starting at off.
+func checkCommit(data []byte, off, p int64) error {
+	start, crc, err := decodeCommit(data[p:])
+	switch {
+	case err != nil:
+		return err
+	case start != off || p == off:
+		return errCommitGap
+	case crc != chunkChecksum(data[off:p]):
+		return errCommitCRC
+	}
+	return nil
+}
+
+// commitAfter looks for a commit frame past off that is whole and matches the bytes it
+// covers. Power loss cannot make one: only the last chunk was not yet fsynced, and its commit
+// only checks out if all of it reached the disk. Finding one means damage in the middle.
+func commitAfter(data []byte, off int64) bool {
+	for p := off + frameHeaderSize; p+commitFrameSize <= int64(len(data)); p += 8 {
+		if !isCommit(binary.LittleEndian.Uint32(data[p:])) {
+			continue
+		}
+		start, crc, err := decodeCommit(data[p:])
+		if err == nil && start >= off && start < p && start%8 == 0 && crc == chunkChecksum(data[start:p]) {
+			return true
+		}
+	}
+	return false
+}
+
+// replayV1 replays a version 1 segment (no commit frames) frame by frame: a bad frame in the
+// last segment with no valid frame after it is a torn tail.
+func (w *WAL) replayV1(name string, seq uint64, data []byte, start int64, last bool, fn func(Position, []byte) error) (int64, error) {
 	off := start
 	for off < int64(len(data)) {
 		rec, size, err := decodeFrame(data[off:])
@@ -180,7 +363,7 @@ func (w *WAL) replaySegment(seq uint64, start int64, last bool, fn func(Position
 			}
 			return off, nil
 		}
-		return 0, &CorruptError{File: name, Offset: off, Reason: err.Error()}
+		return 0, &CorruptError{File: name, Offset: off, Reason: err.Error(), Repair: repairTruncate}
 	}
 	return off, nil
 }
@@ -239,7 +422,10 @@ func (w *WAL) rewriteHeader(seq uint64) error {
 // repair keeps a copy of the damaged segment, truncates it at the last good record, and moves
 // every later segment aside, so the log ends where the good records end.
 func (w *WAL) repair(ce *CorruptError, seq uint64, later []uint64) error {
-	suffix := ".damaged-" + strconv.FormatInt(time.Now().Unix(), 10)
+	suffix, err := w.damagedSuffix()
+	if err != nil {
+		return err
+	}
 	data, err := ReadFile(w.fs, ce.File)
 	if err != nil {
 		return fmt.Errorf("wal: repair: read %s: %w", ce.File, err)
@@ -278,6 +464,59 @@ func (w *WAL) repair(ce *CorruptError, seq uint64, later []uint64) error {
 	}
 	w.log.Warn("wal: repaired corruption", "file", ce.File, "offset", ce.Offset, "reason", ce.Reason,
 		"copy", ce.File+suffix, "bytes_dropped", int64(len(data))-ce.Offset, "later_segments_moved", len(later))
+	return nil
+}
+
+// now is the clock behind ".damaged-" names; tests fix it.
+var now = time.Now
+
+// damagedSuffix returns ".damaged-<unix nanoseconds>", with "-2", "-3"… added when a file in
+// the directory already ends with it, so a repair never overwrites an earlier one's copies.
+func (w *WAL) damagedSuffix() (string, error) {
+	names, err := w.fs.ReadDir(w.opts.Dir)
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: list %s: %w", w.opts.Dir, err)
+	}
+	base := ".damaged-" + strconv.FormatInt(now().UnixNano(), 10)
+	for n := 1; ; n++ {
+		suffix := base
+		if n > 1 {
+			suffix += "-" + strconv.Itoa(n)
+		}
+		if !slices.ContainsFunc(names, func(name string) bool {
+			return strings.HasSuffix(name, suffix) || strings.HasSuffix(name, suffix+".tmp")
+		}) {
+			return suffix, nil
+		}
+	}
+}
+
+// moveAside renames segs (ascending) to "<name>.damaged-…", newest first, makes that durable,
+// drops them from the log, and logs what was lost.
+func (w *WAL) moveAside(segs []uint64, ce *CorruptError) error {
+	suffix, err := w.damagedSuffix()
+	if err != nil {
+		return err
+	}
+	var bytes int64
+	for _, s := range slices.Backward(segs) {
+		if f, err := w.fs.OpenFile(w.path(s), os.O_RDONLY, 0); err == nil {
+			if st, err := f.Stat(); err == nil {
+				bytes += st.Size()
+			}
+			f.Close()
+		}
+		if err := w.fs.Rename(w.path(s), w.path(s)+suffix); err != nil {
+			return fmt.Errorf("wal: repair: move segment %d aside: %w", s, err)
+		}
+	}
+	if err := w.fs.SyncDir(w.opts.Dir); err != nil {
+		return fmt.Errorf("wal: repair: fsync dir: %w", err)
+	}
+	w.segments = slices.DeleteFunc(w.segments, func(s uint64) bool { _, found := slices.BinarySearch(segs, s); return found })
+	w.log.Warn("wal: repaired a missing segment by moving later segments aside", "missing", ce.File, "reason", ce.Reason,
+		"segments_moved", len(segs), "first_moved", w.path(segs[0]), "last_moved", w.path(segs[len(segs)-1]),
+		"bytes_moved", bytes, "suffix", suffix)
 	return nil
 }
 

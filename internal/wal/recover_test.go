@@ -26,8 +26,8 @@ func buildLog(t *testing.T, segSize int64, sizes ...int) (string, []rec) {
 	return dir, recs
 }
 
-// TestTornTail cuts the last segment at every byte of its last record's frame: header, data
-// and padding. Open truncates the partial record, says so, and the log carries on.
+// TestTornTail cuts the last segment at every byte of its last record's frame (header, data
+// and padding) and of the commit frame after it. Open truncates the partial record, says so, and the log carries on.
 func TestTornTail(t *testing.T) {
 	for _, lastSize := range []int{1, 8, 13, 100, 600} {
 		t.Run(fmt.Sprintf("last=%d", lastSize), func(t *testing.T) {
@@ -35,10 +35,10 @@ func TestTornTail(t *testing.T) {
 			last := recs[len(recs)-1]
 			name := segPath(src, 1)
 			pristine := readFileT(t, name)
-			if int64(len(pristine)) != last.pos.Offset+int64(frameSize(lastSize)) {
-				t.Fatalf("segment is %d bytes, want the last frame to end it", len(pristine))
+			if int64(len(pristine)) != last.pos.Offset+int64(frameSize(lastSize)+commitFrameSize) {
+				t.Fatalf("segment is %d bytes, want the last frame and its commit to end it", len(pristine))
 			}
-			for cut := range frameSize(lastSize) {
+			for cut := range frameSize(lastSize) + commitFrameSize {
 				dir := t.TempDir()
 				seg := segPath(dir, 1)
 				writeFileT(t, seg, pristine[:last.pos.Offset+int64(cut)])
@@ -81,26 +81,26 @@ func TestDamagedTail(t *testing.T) {
 		{"last record zeroed", func(b []byte, off int64) []byte {
 			clear(b[off:])
 			return b
-		}, false, 112},
+		}, false, 136},
 		{"4096 zero bytes appended", func(b []byte, _ int64) []byte {
 			return append(b, make([]byte, 4096)...)
 		}, true, 4096},
 		{"last record's data zeroed", func(b []byte, off int64) []byte {
 			clear(b[off+frameHeaderSize:])
 			return b
-		}, false, 112},
+		}, false, 136},
 		{"garbage appended", func(b []byte, _ int64) []byte {
 			return append(b, payload(99, 777)...)
 		}, true, 777},
 		{"last record's CRC flipped", func(b []byte, off int64) []byte {
 			b[off+5] ^= 1
 			return b
-		}, false, 112},
+		}, false, 136},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, recs := buildLog(t, 0, 30, 40, 100)
-			last := recs[len(recs)-1] // frame of 112 bytes
+			last := recs[len(recs)-1] // frame of 112 bytes, then its 24-byte commit
 			seg := segPath(dir, 1)
 			orig := int64(len(readFileT(t, seg)))
 			writeFileT(t, seg, tt.damage(readFileT(t, seg), last.pos.Offset))
@@ -163,10 +163,11 @@ func flipIn(k, at int) func([]byte, []rec) int {
 	}
 }
 
-// corruptions run on a log of 40 records of 200 bytes (208-byte frames) in 4096-byte segments:
-// 19 per segment, so segment 1 holds records 0..18, 2 holds 19..37, 3 holds 38..39.
+// corruptions run on a log of 40 records of 200 bytes in 4096-byte segments, each record its
+// own chunk (a 208-byte frame and a 24-byte commit): 17 per segment, so segment 1 holds
+// records 0..16, 2 holds 17..33, 3 holds 34..39.
 var corruptions = []corruption{
-	{"data byte of the first record of the last segment", 3, flipIn(38, 100)},
+	{"data byte of the first record of the last segment", 3, flipIn(34, 100)},
 	{"data byte mid segment 2", 2, flipIn(25, frameHeaderSize)},
 	{"length bit mid segment 2", 2, flipIn(25, 0)},
 	{"CRC byte of the first record", 1, flipIn(0, 6)},
@@ -181,11 +182,11 @@ var corruptions = []corruption{
 		b[off+frameHeaderSize+199] = 0xaa
 		return 30
 	}},
-	{"last record of a sealed segment", 1, flipIn(18, 150)},
+	{"last record of a sealed segment", 1, flipIn(16, 150)},
 	{"zeroed sector in segment 2", 2, func(b []byte, recs []rec) int {
 		clear(b[1024 : 1024+512])
 		for k, r := range recs {
-			if r.pos.Segment == 2 && r.pos.Offset+int64(frameSize(200)) > 1024 {
+			if r.pos.Segment == 2 && r.pos.Offset+int64(frameSize(200)+commitFrameSize) > 1024 {
 				return k
 			}
 		}
@@ -193,7 +194,7 @@ var corruptions = []corruption{
 	}},
 	{"bad header of segment 2", 2, func(b []byte, recs []rec) int {
 		b[8] ^= 1 // the sequence number
-		return 19
+		return 17
 	}},
 }
 
@@ -204,8 +205,8 @@ func buildCorruptible(t *testing.T) (string, []rec) {
 		sizes[i] = 200
 	}
 	dir, recs := buildLog(t, 4096, sizes...)
-	if recs[18].pos.Segment != 1 || recs[19].pos.Segment != 2 || recs[38].pos.Segment != 3 {
-		t.Fatalf("unexpected layout: %+v %+v %+v", recs[18].pos, recs[19].pos, recs[38].pos)
+	if recs[16].pos.Segment != 1 || recs[17].pos.Segment != 2 || recs[34].pos.Segment != 3 {
+		t.Fatalf("unexpected layout: %+v %+v %+v", recs[16].pos, recs[17].pos, recs[34].pos)
 	}
 	return dir, recs
 }

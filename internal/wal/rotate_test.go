@@ -188,10 +188,13 @@ func TestRemove(t *testing.T) {
 		}
 	}
 	// The log still appends, and a restart from its first remaining segment works; one from
-	// a removed segment does not.
+	// a removed segment, or from the start (no snapshot), does not.
 	more := appendT(t, w, []byte("more"))
 	closeT(t, w)
-	w2, got := openT(t, o, Position{})
+	if _, _, err := openCollect(o, Position{}); !errors.Is(err, ErrHistoryMissing) {
+		t.Fatalf("Open from the start after segment 1 was removed: %v, want ErrHistoryMissing", err)
+	}
+	w2, got := openT(t, o, Position{segs[2], segmentHeaderSize})
 	var want []rec
 	for _, r := range recs {
 		if r.pos.Segment > segs[1] {
@@ -250,22 +253,18 @@ func TestRemoveWaitsForSeal(t *testing.T) {
 	}
 }
 
-// TestMissingSegment: a hole in the sequence is corruption, naming the missing file.
+// TestMissingSegment: a hole in the sequence is corruption, naming the missing file; a replay
+// that starts after the hole does not need it. (TestRepairHints repairs it.)
 func TestMissingSegment(t *testing.T) {
 	dir, _ := buildLog(t, 4096, 3000, 3000, 3000, 3000)
 	if err := os.Remove(segPath(dir, 2)); err != nil {
 		t.Fatal(err)
 	}
-	for _, repair := range []bool{false, true} {
-		o := opts(dir)
-		o.Repair = repair
-		_, _, err := openCollect(o, Position{})
-		var ce *CorruptError
-		if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.File != segPath(dir, 2) {
-			t.Fatalf("Open (repair=%v) with segment 2 missing: %v", repair, err)
-		}
+	_, _, err := openCollect(opts(dir), Position{})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.File != segPath(dir, 2) {
+		t.Fatalf("Open with segment 2 missing: %v", err)
 	}
-	// A replay that starts after the hole does not need segment 2.
 	w, got := openT(t, opts(dir), Position{3, segmentHeaderSize})
 	defer closeT(t, w)
 	if len(got) != 2 {

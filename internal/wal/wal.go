@@ -41,6 +41,10 @@ var (
 	ErrFailed = errors.New("wal: log failed")
 	// ErrClosed is returned by appends (and reads of segments not yet open) after Close.
 	ErrClosed = errors.New("wal: closed")
+	// ErrHistoryMissing is returned by Open from the zero Position (no snapshot) when the
+	// oldest segment is not segment 1: earlier ones were removed, and the state they held
+	// can only come from a snapshot. Repair cannot help.
+	ErrHistoryMissing = errors.New("wal: log history missing")
 )
 
 // CorruptError names where the damage is.
@@ -48,11 +52,24 @@ type CorruptError struct {
 	File   string
 	Offset int64
 	Reason string
+	// Repair says what Open with Options.Repair does about this damage (the operator's
+	// --wal-repair); it is empty when Repair cannot fix it, and for errors from ReadAt.
+	Repair string
 }
 
+// Repair hints: each is what Open with Options.Repair then does.
+const (
+	repairTruncate = "keep a copy of the damaged segment and truncate at the last good record"
+	repairGap      = "keep the segments before the gap and move the later ones aside"
+	repairFrom     = "move the later segments aside and start a new segment at the replay position"
+)
+
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d (start with --wal-repair to keep a copy of the damaged segment and truncate at the last good record)",
-		e.Reason, e.File, e.Offset)
+	msg := fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d", e.Reason, e.File, e.Offset)
+	if e.Repair != "" {
+		msg += " (start with --wal-repair to " + e.Repair + ")"
+	}
+	return msg
 }
 
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
@@ -100,6 +117,7 @@ type WAL struct {
 
 	file    File // the segment being written; owned by the flusher
 	fileSeq uint64
+	fileOff int64 // size of file: where the flusher's next write lands
 
 	readMu  sync.Mutex
 	readers map[uint64]File
@@ -107,10 +125,13 @@ type WAL struct {
 	flushed chan struct{}
 }
 
-// batch is what one write (and, with SyncBatch, one fsync) covers.
+// batch is what one write (and, with SyncBatch, one fsync) covers. buf holds frames as they
+// go on disk, commit frames included: Append and the cuts reserve each commit's slot under
+// w.mu, so positions are exact; the flusher fills the slots in outside it.
 type batch struct {
 	buf  []byte
 	cuts []cut // where later records start going into a new segment
+	open bool  // buf ends with records that no commit slot closes yet
 	done chan struct{}
 	err  error
 }
@@ -142,12 +163,19 @@ func (w *WAL) Append(data []byte) (Position, func() error) {
 		return Position{}, func() error { return err }
 	}
 	size := int64(frameSize(len(data)))
-	if w.tailOff+size > w.opts.SegmentSize && w.tailOff > segmentHeaderSize {
+	if w.tailOff+size+commitFrameSize > w.opts.SegmentSize && w.tailOff > segmentHeaderSize {
 		w.cutLocked()
 	}
 	pos := Position{Segment: w.tailSeg, Offset: w.tailOff}
 	b := w.pending
 	b.buf = appendFrame(b.buf, data)
+	if w.opts.Sync == SyncAlways {
+		// Every record is its own chunk: record, commit, fsync.
+		b.buf = appendCommitSlot(b.buf)
+		size += commitFrameSize
+	} else {
+		b.open = true
+	}
 	w.tailOff += size
 	w.written += size
 	w.cond.Signal()
@@ -188,9 +216,21 @@ func (w *WAL) Rotate() Position {
 }
 
 func (w *WAL) cutLocked() {
+	w.commitLocked()
 	w.tailSeg++
 	w.tailOff = segmentHeaderSize
 	w.pending.cuts = append(w.pending.cuts, cut{off: len(w.pending.buf), seg: w.tailSeg})
+}
+
+// commitLocked reserves the commit frame that closes the records pending in the current
+// segment, if any.
+func (w *WAL) commitLocked() {
+	if b := w.pending; b.open {
+		b.buf = appendCommitSlot(b.buf)
+		b.open = false
+		w.tailOff += commitFrameSize
+		w.written += commitFrameSize
+	}
 }
 
 func (w *WAL) stateErr() error {
@@ -213,7 +253,7 @@ func (w *WAL) Err() error {
 	return nil
 }
 
-// Written is how many bytes were appended since Open.
+// Written is how many bytes were appended since Open, commit frames included.
 func (w *WAL) Written() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -239,6 +279,7 @@ func (w *WAL) flushLoop() {
 			w.mu.Unlock()
 			return
 		}
+		w.commitLocked()
 		b := w.pending
 		w.pending = newBatch()
 		w.inflight = b
@@ -283,18 +324,34 @@ func (w *WAL) writeBatch(b *batch) error {
 		if ci < len(b.cuts) {
 			end = b.cuts[ci].off
 		}
-		if w.opts.Sync == SyncAlways {
-			end = off + frameSize(int(binary.LittleEndian.Uint32(b.buf[off:])))
-		}
-		if _, err := w.file.Write(b.buf[off:end]); err != nil {
-			return fmt.Errorf("wal: write segment %d: %w", w.fileSeq, err)
-		}
-		dirty = true
-		if w.opts.Sync == SyncAlways {
-			if err := w.file.Sync(); err != nil {
-				return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
+		// Fill in the commit slots of this segment's part: each covers the bytes since the
+		// previous one. With SyncAlways each record and its commit are written and fsynced
+		// on their own; otherwise the part goes in one write.
+		chunk := off
+		for p := off; p < end; {
+			n := binary.LittleEndian.Uint32(b.buf[p:])
+			if !isCommit(n) {
+				p += frameSize(int(n))
+				continue
 			}
-			dirty = false
+			fillCommit(b.buf[p:p+commitFrameSize], w.fileOff+int64(chunk-off), b.buf[chunk:p])
+			p += commitFrameSize
+			chunk = p
+			if w.opts.Sync == SyncAlways {
+				if err := w.write(b.buf[off:p]); err != nil {
+					return err
+				}
+				if err := w.file.Sync(); err != nil {
+					return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
+				}
+				off = p
+			}
+		}
+		if off < end {
+			if err := w.write(b.buf[off:end]); err != nil {
+				return err
+			}
+			dirty = true
 		}
 		off = end
 	}
@@ -303,6 +360,14 @@ func (w *WAL) writeBatch(b *batch) error {
 			return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
 		}
 	}
+	return nil
+}
+
+func (w *WAL) write(b []byte) error {
+	if _, err := w.file.Write(b); err != nil {
+		return fmt.Errorf("wal: write segment %d: %w", w.fileSeq, err)
+	}
+	w.fileOff += int64(len(b))
 	return nil
 }
 
@@ -324,7 +389,7 @@ func (w *WAL) startSegment(seq uint64) error {
 	if err != nil {
 		return err
 	}
-	w.file, w.fileSeq = f, seq
+	w.file, w.fileSeq, w.fileOff = f, seq, segmentHeaderSize
 	return nil
 }
 

@@ -221,7 +221,7 @@ func TestRotationFailure(t *testing.T) {
 			w, _ := openT(t, o, Position{})
 			acked := appendT(t, w, payload(1, 3000))
 			ffs.arm(tt.o, tt.n)
-			// 16+3008 bytes used, 1112 more do not fit in 4096: this record opens segment 2.
+			// 16+3008+24 bytes used, 1112+24 more do not fit in 4096: this record opens segment 2.
 			pos, wait := w.Append(payload(2, 1100))
 			if pos.Segment != 2 {
 				t.Fatalf("record meant for a new segment at %+v", pos)

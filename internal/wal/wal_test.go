@@ -27,12 +27,13 @@ func TestRoundTrip(t *testing.T) {
 				n := 1 + (i*397)%3000
 				before := w.Written()
 				want = append(want, appendT(t, w, payload(uint64(i), n))...)
-				if d := w.Written() - before; d != int64(frameSize(n)) {
-					t.Fatalf("Written grew by %d for a %d-byte record, want %d", d, n, frameSize(n))
+				// Each waited-for record is a chunk of its own: its frame and a commit frame.
+				if d := w.Written() - before; d != int64(frameSize(n)+commitFrameSize) {
+					t.Fatalf("Written grew by %d for a %d-byte record, want %d", d, n, frameSize(n)+commitFrameSize)
 				}
 			}
 			for i, r := range want {
-				if i > 0 && r.pos.Offset != want[i-1].pos.Offset+int64(frameSize(len(want[i-1].data))) {
+				if i > 0 && r.pos.Offset != want[i-1].pos.Offset+int64(frameSize(len(want[i-1].data))+commitFrameSize) {
 					t.Fatalf("record %d at %+v does not follow record %d", i, r.pos, i-1)
 				}
 			}
@@ -48,7 +49,7 @@ func TestRoundTrip(t *testing.T) {
 			// Appends continue where the replay ended.
 			more := appendT(t, w, []byte("after reopen"))
 			last := want[len(want)-1]
-			if more[0].pos.Offset != last.pos.Offset+int64(frameSize(len(last.data))) {
+			if more[0].pos.Offset != last.pos.Offset+int64(frameSize(len(last.data))+commitFrameSize) {
 				t.Fatalf("first append after reopen at %+v", more[0].pos)
 			}
 			closeT(t, w)
