@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzScanObject$$' -fuzztime $(FUZZTIME) ./internal/api/
 	$(GO) test -run XXX -fuzz '^FuzzUnmarshalRecord$$' -fuzztime $(FUZZTIME) ./internal/store/
 	$(GO) test -run XXX -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) ./internal/store/
+	$(GO) test -run XXX -fuzz '^FuzzPowerLossStore$$' -fuzztime $(FUZZTIME) ./internal/store/
 	$(GO) test -run XXX -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./internal/wal/
 	$(GO) test -run XXX -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./internal/wal/
 	$(GO) test -run XXX -fuzz '^FuzzPowerLoss$$' -fuzztime $(FUZZTIME) ./internal/wal/

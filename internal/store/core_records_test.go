@@ -169,7 +169,7 @@ func TestCoreRecordsRoundTripAndReplay(t *testing.T) {
 	// Idempotency keys are part of the state: a repeat gets the first answer from both.
 	var answers []store.IngestResult
 	for _, s := range []*store.Store{f.s, fresh} {
-		res, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`), IdempotencyKey: "k1"})
+		res, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{"k":1}`), IdempotencyKey: "k1"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -141,9 +141,12 @@ func TestCoreIdempotency(t *testing.T) {
 	f := newCoreFixture(t, store.Options{})
 	ep := f.endpoint("a")
 	first := f.ingest(api.TypeIncidentOpened, "key-1")
-	again := f.ingest(api.TypeIncidentResolved, "key-1")
+	again := f.ingest(api.TypeIncidentOpened, "key-1")
 	if again != first {
 		t.Errorf("repeat = %+v, want the first result %+v", again, first)
+	}
+	if r, err := f.s.Ingest(api.IngestInput{Type: api.TypeIncidentResolved, Data: []byte(`{"k":1}`), IdempotencyKey: "key-1"}); !errors.Is(err, store.ErrIdempotencyKeyReused) {
+		t.Errorf("key-1 for another type = %+v, %v; want ErrIdempotencyKeyReused", r, err)
 	}
 	if n := len(f.deliveriesOf(ep.ID)); n != 1 {
 		t.Errorf("%d deliveries after a repeated key, want 1", n)
