@@ -106,7 +106,7 @@ func Open(opts Options) (*Store, error) {
 				}
 				return nil, fmt.Errorf("%w in %s: %s, and the WAL no longer begins at its first segment, so the "+
 					"endpoints and secrets before it exist only in a snapshot; restore %s from a backup "+
-					"(--wal-repair cannot rebuild them): %v", ErrNoUsableSnapshot, opts.Dir, why, s.persist.path(snapshotName), err)
+					"(repairing the log cannot rebuild them): %v", ErrNoUsableSnapshot, opts.Dir, why, s.persist.path(snapshotName), err)
 			}
 			return nil, err
 		}
@@ -351,12 +351,33 @@ func (s *Store) Close() error {
 		if s.wal.Err() == nil {
 			err = s.Snapshot()
 		}
+		if err == nil && s.keptForPrevious() > s.persist.lastSize {
+			// The segments kept only so that the previous snapshot stays usable outweigh a
+			// snapshot: take one more, which lets compaction drop them (after a drained
+			// backlog this turns hundreds of MiB of log into two small snapshots).
+			err = s.Snapshot()
+		}
 		if cerr := s.wal.Close(); err == nil {
 			err = cerr
 		}
 		s.persist.closeErr = err
 	})
 	return s.persist.closeErr
+}
+
+// keptForPrevious estimates the bytes of log kept only for the previous snapshot: segments
+// from its replay point up to the newest snapshot's.
+func (s *Store) keptForPrevious() int64 {
+	p := &s.persist
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	n := int64(0)
+	for _, seg := range s.wal.Segments() {
+		if seg >= p.prevFrom.Segment && seg < p.from.Segment {
+			n++
+		}
+	}
+	return n * s.segmentSize()
 }
 
 // Err reports a failed log: the store then refuses every change.

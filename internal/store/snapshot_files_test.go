@@ -211,3 +211,96 @@ func TestSnapshotDamagedNewestFallsBack(t *testing.T) {
 		t.Fatalf("after the next snapshot there is no previous one: %v", err)
 	}
 }
+
+// TestSnapshotNoneUsableRefuses: with no usable snapshot and a log that no longer starts at
+// its first segment, Open refuses with ErrNoUsableSnapshot (and suggests no repair), instead
+// of starting with the endpoints gone; with the whole log still there it replays it all.
+func TestSnapshotNoneUsableRefuses(t *testing.T) {
+	for _, compacted := range []bool{false, true} {
+		dir := t.TempDir()
+		opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+		s, err := Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := seedStore(t, s, 60)
+		if compacted {
+			for range 2 { // the second snapshot compacts what the first one covers
+				for _, r := range s.Pending() {
+					if _, ok := s.Begin(r.Delivery, time.Now()); ok {
+						if _, err := s.Finish(Outcome{Delivery: r.Delivery, Success: true, Attempt: Attempt{N: 1, At: time.Now()}}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := s.Snapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{snapshotName, prevSnapshotName} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+		_, statErr := os.Stat(filepath.Join(dir, "wal", "0000000000000001.wal"))
+		if compacted != errors.Is(statErr, fs.ErrNotExist) {
+			t.Fatalf("compacted=%v but segment 1: %v", compacted, statErr)
+		}
+		s2, err := Open(opts)
+		if compacted {
+			if !errors.Is(err, ErrNoUsableSnapshot) || strings.Contains(err.Error(), "--wal-repair") {
+				t.Fatalf("open without a snapshot over a compacted log: %v; want ErrNoUsableSnapshot and no repair hint", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("open without a snapshot over the whole log: %v", err)
+		}
+		if sec, err := s2.Secret(ep.ID); err != nil || sec != "whsec_a" {
+			t.Fatalf("endpoint replayed from the whole log: %q, %v", sec, err)
+		}
+		_ = s2.Close()
+	}
+}
+
+// TestSnapshotCloseShrinksLog: after a backlog drained, a clean Close leaves about one
+// segment of log, not every segment kept since the previous snapshot.
+func TestSnapshotCloseShrinksLog(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedStore(t, s, 200)
+	if err := s.Snapshot(); err != nil { // a snapshot while the backlog is queued
+		t.Fatal(err)
+	}
+	for _, r := range s.Pending() {
+		if _, ok := s.Begin(r.Delivery, time.Now()); ok {
+			if _, err := s.Finish(Outcome{Delivery: r.Delivery, Success: true, Attempt: Attempt{N: 1, At: time.Now()}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	grown := len(s.wal.Segments())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	if len(segs) > 2 {
+		t.Fatalf("after a drained backlog and a clean close the log keeps %d segments (had %d)", len(segs), grown)
+	}
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n := len(s2.Pending()); n != 0 {
+		t.Fatalf("%d pending after reopen, want 0", n)
+	}
+}

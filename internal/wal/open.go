@@ -73,7 +73,7 @@ func parseSegmentName(name string) (uint64, bool) {
 func (w *WAL) recover(from Position, fn func(Position, []byte) error) error {
 	if from == (Position{}) && len(w.segments) > 0 && w.segments[0] != 1 {
 		return fmt.Errorf("%w: the oldest segment is %s, earlier ones were removed after a snapshot; "+
-			"the state they held can only come from that snapshot (restore it; --wal-repair cannot help)",
+			"the state they held can only come from that snapshot (restore it from a backup)",
 			ErrHistoryMissing, w.path(w.segments[0]))
 	}
 	if from.Segment == 0 {
