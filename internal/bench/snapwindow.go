@@ -73,6 +73,10 @@ type SnapshotIngest struct {
 	MaxPostMS float64 `json:"longest_post_ms"`          // longest of those POSTs
 	MaxGapMS  float64 `json:"longest_completion_gap_ms"`
 	StallMS   float64 `json:"longest_stall_ms"` // max(longest POST, longest gap)
+
+	// The same phases' POSTs that overlapped no snapshot: what ingest looked like otherwise.
+	OutsideRequests int     `json:"ingest_posts_outside"`
+	OutsideP99MS    float64 `json:"ingest_p99_outside_ms"`
 }
 
 // overlaps reports whether [s1, e1] and [s2, e2] share an instant.
@@ -82,7 +86,8 @@ func overlaps(s1, e1, s2, e2 int64) bool { return s1 <= e2 && s2 <= e1 }
 // looked for within a phase, so the pause between two phases is no stall) against the
 // snapshot windows:
 //
-//   - a POST counts when [start, end] overlaps a window; the p99 and the longest are of those;
+//   - a POST counts when [start, end] overlaps a window; the p99 and the longest are of those
+//     (and the p99 of the others is kept to compare with);
 //   - a completion gap is the time between two consecutive answers in a phase (any status,
 //     sorted by answer time); it counts when it overlaps a window: a stretch in which no POST
 //     finished while a snapshot ran, even if every POST by itself was quick.
@@ -116,7 +121,7 @@ func snapshotIngest(windows []SnapshotWindow, phases ...[]span) SnapshotIngest {
 		}
 		return found
 	}
-	var lat []int64
+	var lat, outside []int64
 	var maxPost, maxGap int64
 	for _, p := range phases {
 		slices.SortFunc(p, func(a, b span) int { return cmp.Compare(a.end, b.end) })
@@ -125,6 +130,8 @@ func snapshotIngest(windows []SnapshotWindow, phases ...[]span) SnapshotIngest {
 				d := sp.end - sp.start
 				lat = append(lat, d)
 				maxPost = max(maxPost, d)
+			} else {
+				outside = append(outside, sp.end-sp.start)
 			}
 			if i > 0 {
 				if prev := p[i-1].end; hit(prev, sp.end) {
@@ -142,6 +149,11 @@ func snapshotIngest(windows []SnapshotWindow, phases ...[]span) SnapshotIngest {
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		r.P99MS = nsToMS(Percentile(lat, 99))
+	}
+	r.OutsideRequests = len(outside)
+	if len(outside) > 0 {
+		slices.Sort(outside)
+		r.OutsideP99MS = nsToMS(Percentile(outside, 99))
 	}
 	r.MaxPostMS = nsToMS(maxPost)
 	r.MaxGapMS = nsToMS(maxGap)

@@ -66,14 +66,15 @@ func TestSnapshotIngest(t *testing.T) {
 		phases  [][]span
 		want    SnapshotIngest
 	}{
-		{"no snapshot", nil, [][]span{every10(0, 1000, 2)}, SnapshotIngest{}},
+		{"no snapshot", nil, [][]span{every10(0, 1000, 2)}, SnapshotIngest{OutsideRequests: 100, OutsideP99MS: 2}},
 		{"snapshot after the posts",
 			[]SnapshotWindow{win(2000, 3000, 5)}, [][]span{every10(0, 1000, 2)},
-			SnapshotIngest{Snapshots: 1, MaxCaptureMS: 5, MaxDurationMS: 1000, MaxBytes: 3000}},
+			SnapshotIngest{Snapshots: 1, MaxCaptureMS: 5, MaxDurationMS: 1000, MaxBytes: 3000,
+				OutsideRequests: 100, OutsideP99MS: 2}},
 		{"quick POSTs throughout: the 11 sent at 100..200 overlap [100, 200]",
 			[]SnapshotWindow{win(100, 200, 3)}, [][]span{every10(0, 1000, 2)},
 			SnapshotIngest{Snapshots: 1, Overlapping: 1, MaxCaptureMS: 3, MaxDurationMS: 100, MaxBytes: 200,
-				Requests: 11, P99MS: 2, MaxPostMS: 2, MaxGapMS: 10, StallMS: 10}},
+				Requests: 11, P99MS: 2, MaxPostMS: 2, MaxGapMS: 10, StallMS: 10, OutsideRequests: 89, OutsideP99MS: 2}},
 		{"a POST that began before and ended after the window counts",
 			[]SnapshotWindow{win(100, 200, 1)}, [][]span{{sp(50, 300)}},
 			SnapshotIngest{Snapshots: 1, Overlapping: 1, MaxCaptureMS: 1, MaxDurationMS: 100, MaxBytes: 200,
@@ -81,16 +82,17 @@ func TestSnapshotIngest(t *testing.T) {
 		{"touching at an instant overlaps",
 			[]SnapshotWindow{win(100, 200, 1)}, [][]span{{sp(200, 201), sp(90, 100), sp(201, 202)}},
 			SnapshotIngest{Snapshots: 1, Overlapping: 1, MaxCaptureMS: 1, MaxDurationMS: 100, MaxBytes: 200,
-				Requests: 2, P99MS: 10, MaxPostMS: 10, MaxGapMS: 101, StallMS: 101}},
+				Requests: 2, P99MS: 10, MaxPostMS: 10, MaxGapMS: 101, StallMS: 101, OutsideRequests: 1, OutsideP99MS: 1}},
 		{"a gap with quick POSTs: no answer from 120 to 180",
 			[]SnapshotWindow{win(100, 200, 1)},
 			[][]span{append(append(every10(0, 120, 1), sp(178, 180)), every10(180, 300, 1)...)},
 			SnapshotIngest{Snapshots: 1, Overlapping: 1, MaxCaptureMS: 1, MaxDurationMS: 100, MaxBytes: 200,
-				Requests: 6, P99MS: 2, MaxPostMS: 2, MaxGapMS: 69, StallMS: 69}},
+				Requests: 6, P99MS: 2, MaxPostMS: 2, MaxGapMS: 69, StallMS: 69, OutsideRequests: 19, OutsideP99MS: 1}},
 		{"the pause between two phases is no stall",
 			[]SnapshotWindow{win(1100, 1900, 1)},
 			[][]span{every10(0, 1000, 1), every10(2000, 3000, 1)},
-			SnapshotIngest{Snapshots: 1, MaxCaptureMS: 1, MaxDurationMS: 800, MaxBytes: 1900}},
+			SnapshotIngest{Snapshots: 1, MaxCaptureMS: 1, MaxDurationMS: 800, MaxBytes: 1900,
+				OutsideRequests: 200, OutsideP99MS: 1}},
 		{"two windows, p99 of the overlapping POSTs only, capture and duration maxima",
 			[]SnapshotWindow{win(5000, 6000, 40), win(1000, 1500, 7), win(8000, 8100, 1)},
 			[][]span{
@@ -100,7 +102,8 @@ func TestSnapshotIngest(t *testing.T) {
 			SnapshotIngest{Snapshots: 3, Overlapping: 2, MaxCaptureMS: 40, MaxDurationMS: 1000, MaxBytes: 8100,
 				// 50 slow + 1 in the first window, 100 in the second; the last POST's 100 ms
 				// follow an answer at 5983: a gap of 107 ms.
-				Requests: 50 + 1 + 100, P99MS: 20, MaxPostMS: 100, MaxGapMS: 107, StallMS: 107}},
+				Requests: 50 + 1 + 100, P99MS: 20, MaxPostMS: 100, MaxGapMS: 107, StallMS: 107,
+				OutsideRequests: 600 - 151, OutsideP99MS: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
