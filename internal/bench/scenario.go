@@ -190,7 +190,8 @@ type BacklogResult struct {
 	// posted until a snapshot of the whole backlog has run.
 	Trickle *LoadResult `json:"trickle,omitempty"`
 	// Snapshot is ingest while the relay's snapshots ran, over the fill and the trickle.
-	Snapshot *SnapshotIngest `json:"snapshot_ingest,omitempty"`
+	Snapshot  *SnapshotIngest  `json:"snapshot_ingest,omitempty"`
+	Snapshots []SnapshotWindow `json:"snapshots,omitempty"` // as the relay logged them
 }
 
 // Harness runs scenarios against one relay binary.

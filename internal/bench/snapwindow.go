@@ -20,8 +20,8 @@ import (
 // SnapshotWindow is one snapshot the relay logged.
 type SnapshotWindow struct {
 	End      time.Time     `json:"end"`
-	Duration time.Duration `json:"-"`
-	Capture  time.Duration `json:"-"`
+	Duration time.Duration `json:"duration_ns"`
+	Capture  time.Duration `json:"capture_ns"`
 	Bytes    int64         `json:"bytes"`
 }
 
