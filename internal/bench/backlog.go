@@ -46,9 +46,10 @@ func (h *Harness) runBacklog(ctx context.Context) (*ScenarioResult, error) {
 	// phase; it is off by default because the relay then snapshots back to back
 	// through the fill and the drain (a snapshot is due whenever the interval has passed since
 	// the last one ended and anything changed), which moves the fill rate, RSS and drain
-	// figures this scenario exists to measure. Measured with 200,000 events on 2 cores, 1s
-	// against the default: 24 snapshots instead of 3, fill 4,693/s instead of 6,401/s, RSS
-	// during the fill 215 MiB instead of 186, drain 18,163/s instead of 24,428/s.
+	// figures this scenario exists to measure. Measured with 200,000 events on 2 shared
+	// cores, 1s against the default (three runs): 24 snapshots instead of 3, RSS during the
+	// fill 215 MiB against 181–186, drain 18,163/s against 24,428–26,918/s (the fill rate,
+	// 4,693/s against 4,265–6,401/s, was within the noise).
 	snapInterval := h.opts.BacklogSnapshotInterval
 	if snapInterval > 0 {
 		args = append(args, "--snapshot-interval", snapInterval.String())
