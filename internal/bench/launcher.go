@@ -214,6 +214,14 @@ func (r *Relay) removeDir() {
 // and errors by message, and the last lines.
 func (r *Relay) Logs() LogSummary { return r.logs.Summary() }
 
+// Snapshots returns the snapshots the relay has logged so far ("snapshot written"), oldest
+// first.
+func (r *Relay) Snapshots() []SnapshotWindow {
+	r.logs.mu.Lock()
+	defer r.logs.mu.Unlock()
+	return append([]SnapshotWindow(nil), r.logs.snaps...)
+}
+
 // LogSummary is what a relay logged, condensed.
 type LogSummary struct {
 	Lines    int64            `json:"lines"`
@@ -238,6 +246,7 @@ type logWatch struct {
 	crash    []string
 	tail     []string
 	tailNext int
+	snaps    []SnapshotWindow
 }
 
 const (
@@ -245,6 +254,7 @@ const (
 	logCrashLines  = 400
 	logWarnKinds   = 64
 	logSummaryTail = 30
+	logSnapshots   = 100_000 // a relay snapshots every second at most
 )
 
 func newLogWatch() *logWatch {
@@ -281,6 +291,16 @@ func (w *logWatch) consume(rd io.Reader) {
 			w.crash = append(w.crash, string(line))
 		}
 		w.mu.Unlock()
+		if level == "INFO" {
+			if sw, ok := parseSnapshotLine(line); ok {
+				w.mu.Lock()
+				if len(w.snaps) < logSnapshots {
+					w.snaps = append(w.snaps, sw)
+				}
+				w.mu.Unlock()
+				continue
+			}
+		}
 		// Decode only the few lines that matter: the listen line and warnings.
 		if !isJSON || (level == "INFO" && !bytes.Contains(line, []byte(`"relay listening"`))) {
 			continue

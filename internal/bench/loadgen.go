@@ -46,6 +46,9 @@ type LoadConfig struct {
 	DataSize int
 	// Timeout bounds one request.
 	Timeout time.Duration
+	// Spans keeps every POST's send and answer times (16 bytes each, whatever the answer) for
+	// snapshotIngest.
+	Spans bool
 }
 
 // LoadResult is what a run of posts produced.
@@ -65,6 +68,7 @@ type LoadResult struct {
 
 	statusMu sync.Mutex
 	samples  [][]int64
+	spans    []span // with LoadConfig.Spans
 }
 
 var padding = strings.Repeat("x", 4096)
@@ -146,6 +150,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, acks *ackTable, next *atomic.I
 			body := make([]byte, 0, cfg.DataSize+256)
 			var idBuf, tsBuf, sigBuf []byte
 			samples := make([]int64, 0, 4096)
+			var spans []span
 			statuses := map[int]int64{}
 			var firstErr string
 			for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
@@ -194,6 +199,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig, acks *ackTable, next *atomic.I
 				err := hc.DoTimeout(req, resp, cfg.Timeout)
 				end := time.Now()
 				storeMax(&lastNS, end.UnixNano())
+				if cfg.Spans {
+					spans = append(spans, span{sent.UnixNano(), end.UnixNano()})
+				}
 				if err != nil {
 					errs.Add(1)
 					if firstErr == "" {
@@ -231,6 +239,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, acks *ackTable, next *atomic.I
 				res.FirstErr = firstErr
 			}
 			res.samples = append(res.samples, samples)
+			res.spans = append(res.spans, spans...)
 			res.statusMu.Unlock()
 		})
 	}

@@ -98,6 +98,9 @@ const (
 	targetS4P99Factor = 1.5
 	targetS5RSSMiB    = 512
 	targetS5Drain     = 0.5
+	// Ingest while a snapshot runs (the lock is held only to copy the state).
+	targetS5SnapP99MS   = 50
+	targetS5SnapStallMS = 50
 )
 
 // Metrics turns the results into report rows, in scenario order.
@@ -211,6 +214,7 @@ func (h *Harness) Metrics() []Metric {
 				m.Text = "n/a (run scenario 1 too)"
 			}
 			out = append(out, m)
+			out = append(out, snapshotMetrics(bl)...)
 		}
 		out = append(out,
 			Metric{Scenario: id, Name: "relay CPU (utime+stime)", Value: r.RelayCPUS, Unit: "s"},
@@ -252,6 +256,46 @@ func (h *Harness) Metrics() []Metric {
 		out = append(out, Metric{Scenario: id, Name: "drained within timeout", Text: yesNo(r.Drained), Target: "yes", Met: yes(r.Drained)})
 	}
 	return out
+}
+
+// snapshotMetrics are scenario 5's rows on ingest while the relay's snapshots ran.
+func snapshotMetrics(bl *BacklogResult) []Metric {
+	si := bl.Snapshot
+	if si == nil {
+		return nil
+	}
+	// Its baseline is the p99 of the same phases' POSTs that overlapped no snapshot.
+	p99 := Metric{Scenario: 5, Name: "ingest p99 during a snapshot", Value: si.P99MS, Unit: "ms",
+		Target: fmt.Sprintf("≤ %d ms", targetS5SnapP99MS), Met: yes(si.Requests > 0 && si.P99MS <= targetS5SnapP99MS)}
+	if si.OutsideRequests > 0 {
+		p99.Baseline = f64(si.OutsideP99MS)
+		if r, ok := Ratio(si.P99MS, si.OutsideP99MS); ok {
+			p99.Ratio = f64(r)
+		}
+	}
+	stall := Metric{Scenario: 5, Name: "longest ingest stall during a snapshot", Value: si.StallMS, Unit: "ms",
+		Target: fmt.Sprintf("≤ %d ms", targetS5SnapStallMS), Met: yes(si.Requests > 0 && si.StallMS <= targetS5SnapStallMS),
+		Text: fmt.Sprintf("%s (POST %s, gap %s)", FormatValue(si.StallMS, "ms"),
+			FormatValue(si.MaxPostMS, "ms"), FormatValue(si.MaxGapMS, "ms"))}
+	if si.Requests == 0 {
+		p99.Text = "n/a (no snapshot overlapped an ingest POST)"
+		stall.Text = p99.Text
+	}
+	out := []Metric{
+		{Scenario: 5, Name: "snapshots written (while posting / in all)", Value: float64(si.Snapshots), Unit: "count",
+			Text: fmt.Sprintf("%d / %d", si.Overlapping, si.Snapshots)},
+		{Scenario: 5, Name: "longest snapshot (whole)", Value: si.MaxDurationMS, Unit: "ms"},
+		{Scenario: 5, Name: "longest snapshot capture (lock held)", Value: si.MaxCaptureMS, Unit: "ms"},
+		{Scenario: 5, Name: "largest snapshot", Value: mib(si.MaxBytes), Unit: "MiB"},
+	}
+	if bl.Trickle != nil {
+		out = append(out, Metric{Scenario: 5, Name: "trickle after the fill (events acked)", Value: float64(bl.Trickle.Acked),
+			Unit: "count", Text: fmt.Sprintf("%s at %d/s, POST→202 p99 %s", group(bl.Trickle.Acked), trickleRate,
+				FormatValue(bl.Trickle.AckTime.P99, "ms"))})
+	}
+	return append(out,
+		Metric{Scenario: 5, Name: "ingest POSTs overlapping a snapshot", Value: float64(si.Requests), Unit: "count"},
+		p99, stall)
 }
 
 func ackP99(l *LoadResult) float64 {
@@ -326,19 +370,20 @@ func (h *Harness) Report(command string, started time.Time, machine Machine) *Re
 		TotalS: time.Since(started).Seconds(), Machine: machine, Baseline: h.Baseline,
 		Metrics: h.Metrics(),
 		Options: map[string]string{
-			"scenarios":      fmt.Sprint(h.opts.Scenarios),
-			"duration":       h.opts.Duration.String(),
-			"clients":        fmt.Sprint(h.opts.Clients),
-			"rate":           fmt.Sprint(h.opts.Rate),
-			"data_size":      fmt.Sprint(h.opts.DataSize),
-			"fanout":         fmt.Sprint(h.opts.Fanout),
-			"fail_rate":      fmt.Sprint(h.opts.FailRate),
-			"slow_latency":   h.opts.SlowLatency.String(),
-			"backlog_events": fmt.Sprint(h.opts.BacklogEvents),
-			"backlog_mode":   h.opts.BacklogMode,
-			"drain_timeout":  h.opts.DrainTimeout.String(),
-			"relay_args":     joinArgs(h.opts.RelayArgs),
-			"relay_bin":      h.bin,
+			"scenarios":                 fmt.Sprint(h.opts.Scenarios),
+			"duration":                  h.opts.Duration.String(),
+			"clients":                   fmt.Sprint(h.opts.Clients),
+			"rate":                      fmt.Sprint(h.opts.Rate),
+			"data_size":                 fmt.Sprint(h.opts.DataSize),
+			"fanout":                    fmt.Sprint(h.opts.Fanout),
+			"fail_rate":                 fmt.Sprint(h.opts.FailRate),
+			"slow_latency":              h.opts.SlowLatency.String(),
+			"backlog_events":            fmt.Sprint(h.opts.BacklogEvents),
+			"backlog_mode":              h.opts.BacklogMode,
+			"backlog_snapshot_interval": h.opts.BacklogSnapshotInterval.String(),
+			"drain_timeout":             h.opts.DrainTimeout.String(),
+			"relay_args":                joinArgs(h.opts.RelayArgs),
+			"relay_bin":                 h.bin,
 		},
 		Notes: []string{
 			"ratios: relay figure ÷ baseline figure; the baseline is the same fasthttp client posting the same signed bodies straight to the same receiver, same clients and duration",
@@ -346,6 +391,11 @@ func (h *Harness) Report(command string, started time.Time, machine Machine) *Re
 			"relay CPU per delivery is compared with the harness's own CPU per request in the baseline (client + receiver in one process)",
 			"duplicates after a 2xx are allowed (delivery is at least once); two delivery ids for one event at one endpoint is a bug",
 		},
+	}
+	if s5 := h.Results[5]; s5 != nil && s5.Backlog != nil && s5.Backlog.Snapshot != nil {
+		r.Notes = append(r.Notes, "scenario 5, during a snapshot: a snapshot's window is [end − duration, end] from the relay's \"snapshot written\" log line; "+
+			"an ingest POST counts when its send→answer overlaps a window (p99 of those; its baseline is the p99 of the POSTs of the same phases that overlapped none); "+
+			"the stall is the longer of the longest such POST and the longest time between two consecutive answers that overlaps a window")
 	}
 	if h.opts.Rate > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("--rate %g: the baseline and scenarios 1–4 were paced at that many events/s, so their throughput ratios compare paced loads; run without --rate for capacity", h.opts.Rate))

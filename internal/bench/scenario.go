@@ -33,6 +33,11 @@ type Options struct {
 	BacklogMode         string        // scenario 5: "refused" (nothing listens) or "hold" (never answers)
 	BacklogFillTimeout  time.Duration // scenario 5: bound on the fill
 	BacklogDrainTimeout time.Duration // scenario 5: bound on the drain
+	// BacklogSnapshotInterval, when positive, is passed to scenario 5's relay as
+	// --snapshot-interval and adds a trickle phase after the fill that lasts until a snapshot
+	// of the whole backlog has run while events were posted (see runBacklog). 0: the relay's
+	// default interval and no trickle; only the fill's snapshots are measured.
+	BacklogSnapshotInterval time.Duration
 
 	DrainTimeout time.Duration // scenarios 1–4: bound on waiting for every delivery
 	MaxEvents    int64         // per scenario: capacity of the bookkeeping tables, and a hard bound on posts
@@ -180,6 +185,13 @@ type BacklogResult struct {
 	WALBytesAtFill int64   `json:"data_dir_bytes_after_fill"`
 	WALBytesAtEnd  int64   `json:"data_dir_bytes_after_drain"`
 	WALBytesAtStop int64   `json:"data_dir_bytes_after_stop"`
+
+	// Trickle is the phase after the fill (with BacklogSnapshotInterval): a few events/s
+	// posted until a snapshot of the whole backlog has run.
+	Trickle *LoadResult `json:"trickle,omitempty"`
+	// Snapshot is ingest while the relay's snapshots ran, over the fill and the trickle.
+	Snapshot  *SnapshotIngest  `json:"snapshot_ingest,omitempty"`
+	Snapshots []SnapshotWindow `json:"snapshots,omitempty"` // as the relay logged them
 }
 
 // Harness runs scenarios against one relay binary.
