@@ -10,8 +10,11 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
 )
@@ -54,11 +57,13 @@ type snapLine struct {
 
 // capture is a consistent copy of the state at one log position, small enough to take under
 // the store's lock in milliseconds even with a million deliveries queued: for each delivery only
-// what can change after the capture is copied (status, next attempt, attempts, its event's live
-// count); the rest (ids, type, WAL position) is never written after the delivery is created,
-// so the writer reads it through the pointer without the lock. The endpoint is not read
-// through the delivery (an update rewrites the endpoint struct): deliveries are captured
-// endpoint by endpoint, perEP[i] of them for eps[i].
+// what can change after the capture is copied (status, next attempt, how many attempts); the
+// rest (ids, type, WAL position) is never written after the delivery is created, and attempts
+// are append-only (the elements below the captured count are never rewritten, an append that
+// grows the slice copies them), so the writer reads those through pointers without the lock.
+// The endpoint is not read through the delivery (an update rewrites the endpoint struct):
+// deliveries are captured endpoint by endpoint, perEP[i] slots of them for eps[i], where a
+// slot with a nil delivery is one the endpoint's list had already dropped.
 type capture struct {
 	from    wal.Position
 	written int64
@@ -71,12 +76,35 @@ type capture struct {
 	durable func() error // returns once every record the capture reflects is durable
 }
 
+// capDelivery is 24 bytes: a million queued deliveries cost 24 MB while a snapshot is written.
 type capDelivery struct {
-	d        *delivery
-	attempts []attempt // append-only: elements below len are never rewritten
-	next     int64
-	live     int32
-	status   uint8
+	d   *delivery
+	att *attempt // first of the delivery's attempts, nil when it has none
+	// next<<16 | attempts<<8 | status: the next attempt in unix ms fits 48 bits until the
+	// year 10889, attempts and status fit a byte each.
+	packed uint64
+}
+
+func (cd *capDelivery) status() uint8 { return uint8(cd.packed) }
+func (cd *capDelivery) next() int64   { return int64(cd.packed >> 16) }
+func (cd *capDelivery) attempts() []attempt {
+	if cd.att == nil {
+		return nil
+	}
+	return unsafe.Slice(cd.att, uint8(cd.packed>>8))
+}
+
+// captureDelivery fills a slot. Callers hold s.mu.
+func captureDelivery(dst *capDelivery, d *delivery) {
+	if d.removed {
+		return
+	}
+	dst.d = d
+	if n := len(d.attempts); n > 0 {
+		dst.att = &d.attempts[0]
+		dst.packed = uint64(min(n, 255)) << 8
+	}
+	dst.packed |= uint64(d.next)<<16 | uint64(d.status)
 }
 
 // capture copies the state at a fresh WAL segment. Callers hold s.mu.
@@ -97,25 +125,23 @@ func (s *Store) captureAt(from wal.Position) *capture {
 		c.refs[k] = v
 	}
 	c.eps = make([]endpoint, 0, len(s.order))
-	n := 0
 	for _, id := range s.order {
 		ep := s.endpoints[id]
 		c.eps = append(c.eps, endpoint{ID: ep.ID, URL: ep.URL, Name: ep.Name, Description: ep.Description,
 			EventTypes: ep.EventTypes, Active: ep.Active, DisabledReason: ep.DisabledReason,
 			ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt})
-		n += len(ep.deliveries) - ep.removed
 	}
-	c.dls = make([]capDelivery, 0, n)
+	n := 0
 	c.perEP = make([]int, 0, len(s.order))
+	var lists [][]*delivery
 	for _, id := range s.order {
-		before := len(c.dls)
-		for _, d := range s.endpoints[id].deliveries {
-			if !d.removed {
-				c.dls = append(c.dls, capDelivery{d: d, attempts: d.attempts, next: d.next, live: d.ev.live, status: d.status})
-			}
-		}
-		c.perEP = append(c.perEP, len(c.dls)-before)
+		dl := s.endpoints[id].deliveries
+		lists = append(lists, dl)
+		c.perEP = append(c.perEP, len(dl))
+		n += len(dl)
 	}
+	c.dls = make([]capDelivery, n)
+	captureParallel(c.dls, lists)
 	keys := s.idem.Keys() // oldest first, so a restore keeps the LRU order
 	c.idem = make([]snapLine, 0, len(keys))
 	for _, key := range keys {
@@ -147,14 +173,19 @@ func (c *capture) write(w io.Writer) error {
 	}
 	i := 0
 	for e, count := range c.perEP {
-		for _, cd := range c.dls[i : i+count] {
+		for k := range c.dls[i : i+count] {
+			cd := &c.dls[i+k]
 			d := cd.d
+			if d == nil {
+				continue
+			}
+			st := cd.status()
 			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
-				EndpointID: c.eps[e].ID, Status: statusNames[cd.status], Test: d.test, Attempts: exportAttempts(cd.attempts)}
-			if cd.status == stPending || cd.status == stHeld {
+				EndpointID: c.eps[e].ID, Status: statusNames[st], Test: d.test, Attempts: exportAttempts(cd.attempts())}
+			if st == stPending || st == stHeld {
 				pos := d.ev.pos
-				l.Pos, l.Live = &pos, int(cd.live)
-				l.Next = time.UnixMilli(cd.next).UTC()
+				l.Pos = &pos
+				l.Next = time.UnixMilli(cd.next()).UTC()
 			}
 			if err := put(l); err != nil {
 				return err
@@ -263,13 +294,16 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 	}
 	d := &delivery{id: did, ev: e, ep: ep, status: st, test: l.Test, attempts: s.importAttempts(l.Attempts)}
 	if d.open() {
-		if l.Pos == nil || l.Live <= 0 {
+		if l.Pos == nil {
 			return errors.New("open delivery without its event's position")
 		}
+		// An event lives while it has open deliveries: count them (snapshots before this
+		// count carried it as "live"; counting gives the same number).
 		if e.live == 0 {
-			e.pos, e.live = *l.Pos, int32(l.Live)
+			e.pos = *l.Pos
 			s.segRefs[e.pos.Segment]++
 		}
+		e.live++
 		d.next = l.Next.UnixMilli()
 	}
 	s.deliveries[did] = d
@@ -382,4 +416,40 @@ func readLine(br *bufio.Reader, crc hash.Hash32) ([]byte, error) {
 		crc.Write(out)
 	}
 	return out, nil
+}
+
+// captureParallel fills dst, slot for slot, from the endpoints' delivery lists laid end to
+// end, on up to GOMAXPROCS goroutines: the lock is held throughout, and a million deliveries
+// are a million cache misses, so the cores the waiting requests cannot use shorten the stall.
+func captureParallel(dst []capDelivery, lists [][]*delivery) {
+	workers := min(runtime.GOMAXPROCS(0), 8, 1+len(dst)/50_000)
+	if workers <= 1 {
+		i := 0
+		for _, dl := range lists {
+			for _, d := range dl {
+				captureDelivery(&dst[i], d)
+				i++
+			}
+		}
+		return
+	}
+	per := (len(dst) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(dst))
+		wg.Go(func() {
+			i := 0 // index in dst of the first slot of the current list
+			for _, dl := range lists {
+				if i >= hi {
+					return
+				}
+				from, to := max(lo-i, 0), min(hi-i, len(dl))
+				for k := from; k < to; k++ {
+					captureDelivery(&dst[i+k], dl[k])
+				}
+				i += len(dl)
+			}
+		})
+	}
+	wg.Wait()
 }
