@@ -70,10 +70,16 @@ func newSender(cfg Config) *sender {
 		// Shorter than common servers' keep-alive timeouts (Node and Apache: 5 s), so an
 		// attempt rarely lands on a connection the receiver is closing: that fails as
 		// "connection closed" and costs the delivery a whole retry step.
-		MaxIdleConnDuration:      4 * time.Second,
-		ReadTimeout:              cfg.Timeout,
-		WriteTimeout:             cfg.Timeout,
-		MaxResponseBodySize:      maxResponseBody,
+		MaxIdleConnDuration: 4 * time.Second,
+		ReadTimeout:         cfg.Timeout,
+		WriteTimeout:        cfg.Timeout,
+		MaxResponseBodySize: maxResponseBody,
+		// fasthttp's errors would otherwise quote response bytes. describe never copies
+		// them either; this is one more guard.
+		ConfigureClient: func(hc *fasthttp.HostClient) error {
+			hc.SecureErrorLogMessage = true
+			return nil
+		},
 		NoDefaultUserAgentHeader: true,
 		// The URL is sent exactly as the customer wrote it.
 		DisablePathNormalizing: true,
@@ -90,8 +96,8 @@ func (s *sender) send(job store.Job) result {
 	res.attempt.StatusCode = code
 	res.retryAfter = retryAfter
 	switch {
-	case err != nil:
-		res.attempt.Error = err.Error()
+	case err != "":
+		res.attempt.Error = truncateError(err)
 	case code >= 200 && code < 300:
 		res.success = true
 	case code == fasthttp.StatusGone:
@@ -100,13 +106,15 @@ func (s *sender) send(job store.Job) result {
 	return res
 }
 
-func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
+// do performs one attempt and returns the status, the Retry-After of a 429 or 503, and a
+// failure in the words of describe ("" when the receiver answered with a non-3xx status).
+func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, string) {
 	if err := s.checkScheme(job.URL); err != nil {
-		return 0, 0, err
+		return 0, 0, describe(err, s.cfg.Timeout)
 	}
 	signer, pool, err := s.signers.get(job.Secret)
 	if err != nil {
-		return 0, 0, fmt.Errorf("endpoint secret unusable: %w", err)
+		return 0, 0, "endpoint secret unusable"
 	}
 	defer pool.Put(signer)
 	req := fasthttp.AcquireRequest()
@@ -138,23 +146,18 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
 	code := resp.StatusCode()
 	if err != nil {
 		// A receiver that answers with a huge body still answered; judge it by its status.
-		if errors.Is(err, fasthttp.ErrBodyTooLarge) && code != 0 {
-			return code, 0, nil
+		if !errors.Is(err, fasthttp.ErrBodyTooLarge) || code == 0 {
+			return 0, 0, describe(err, s.cfg.Timeout)
 		}
-		return 0, 0, describe(err, s.cfg.Timeout)
 	}
 	var retryAfter time.Duration
 	if code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable {
 		retryAfter = parseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now())
 	}
 	if code >= 300 && code < 400 {
-		loc := string(resp.Header.Peek("Location"))
-		if len(loc) > 200 {
-			loc = loc[:200] + "…"
-		}
-		return code, 0, fmt.Errorf("redirect (%d to %q) not followed: point the endpoint at the final URL", code, loc)
+		return code, 0, redirectError(code, resp.Header.Peek("Location"))
 	}
-	return code, retryAfter, nil
+	return code, retryAfter, ""
 }
 
 // checkScheme re-checks the scheme at send time: the relay may have been restarted without
@@ -175,17 +178,4 @@ func (s *sender) checkScheme(raw string) error {
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// describe turns client errors into the short messages the delivery log shows.
-func describe(err error, timeout time.Duration) error {
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-		return fmt.Errorf("timeout: no complete response within %s", timeout)
-	case errors.Is(err, fasthttp.ErrConnectionClosed):
-		return errors.New("connection closed by the receiver before a response")
-	case errors.Is(err, netpolicy.ErrDestinationRefused):
-		return err
-	}
-	return err
 }
