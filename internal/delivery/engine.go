@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
@@ -301,17 +300,4 @@ func (h *timerHeap) Pop() any {
 	r := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return r
-}
-
-// truncateError bounds an attempt's stored error message.
-func truncateError(msg string) string {
-	const limit = 300
-	if len(msg) <= limit {
-		return msg
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + "…"
 }

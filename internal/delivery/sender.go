@@ -3,6 +3,7 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,8 +16,24 @@ import (
 	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
 )
 
-// maxResponseBody is how much of a receiver's answer is read; receivers are judged by status.
-const maxResponseBody = 64 << 10
+const (
+	// maxResponseHeader bounds a response's status line and headers together. CDNs, gateways
+	// and cookies make headers of several KiB; fasthttp parses them inside the connection's
+	// read buffer, so this is that buffer's size (its default, 4 KiB, failed such answers).
+	//
+	// The buffer is not held by idle connections: fasthttp takes a reader from one
+	// client-wide sync.Pool for each attempt and puts it back once the streamed body is
+	// closed, so memory is about maxResponseHeader per attempt in flight, whatever the number
+	// of endpoints or pooled connections, and the garbage collector frees pooled readers
+	// when traffic drops (TestSenderIdleConnectionMemory measures it).
+	maxResponseHeader = 64 << 10
+	// maxResponseBody is how much of a body is read, only so the connection can serve the
+	// next attempt; it is discarded as it is read. Receivers are judged by their status.
+	maxResponseBody = 64 << 10
+	// maxBodyDrain bounds the time spent reading a body after the status is known, so a
+	// receiver that trickles an endless body does not hold the attempt to its timeout.
+	maxBodyDrain = time.Second
+)
 
 // sender performs single attempts over a shared keep-alive client.
 type sender struct {
@@ -70,10 +87,20 @@ func newSender(cfg Config) *sender {
 		// Shorter than common servers' keep-alive timeouts (Node and Apache: 5 s), so an
 		// attempt rarely lands on a connection the receiver is closing: that fails as
 		// "connection closed" and costs the delivery a whole retry step.
-		MaxIdleConnDuration:      4 * time.Second,
-		ReadTimeout:              cfg.Timeout,
-		WriteTimeout:             cfg.Timeout,
-		MaxResponseBodySize:      maxResponseBody,
+		MaxIdleConnDuration: 4 * time.Second,
+		ReadTimeout:         cfg.Timeout,
+		WriteTimeout:        cfg.Timeout,
+		ReadBufferSize:      maxResponseHeader,
+		// The body is streamed and drained up to maxResponseBody by discardBody, never
+		// buffered; MaxResponseBodySize bounds it should fasthttp ever buffer it anyway.
+		StreamResponseBody:  true,
+		MaxResponseBodySize: maxResponseBody,
+		// fasthttp's errors would otherwise quote response bytes. describe never copies
+		// them either; this is one more guard.
+		ConfigureClient: func(hc *fasthttp.HostClient) error {
+			hc.SecureErrorLogMessage = true
+			return nil
+		},
 		NoDefaultUserAgentHeader: true,
 		// The URL is sent exactly as the customer wrote it.
 		DisablePathNormalizing: true,
@@ -90,8 +117,8 @@ func (s *sender) send(job store.Job) result {
 	res.attempt.StatusCode = code
 	res.retryAfter = retryAfter
 	switch {
-	case err != nil:
-		res.attempt.Error = err.Error()
+	case err != "":
+		res.attempt.Error = truncateError(err)
 	case code >= 200 && code < 300:
 		res.success = true
 	case code == fasthttp.StatusGone:
@@ -100,13 +127,15 @@ func (s *sender) send(job store.Job) result {
 	return res
 }
 
-func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
+// do performs one attempt and returns the status, the Retry-After of a 429 or 503, and a
+// failure in the words of describe ("" when the receiver answered with a non-3xx status).
+func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, string) {
 	if err := s.checkScheme(job.URL); err != nil {
-		return 0, 0, err
+		return 0, 0, describe(err, s.cfg.Timeout)
 	}
 	signer, pool, err := s.signers.get(job.Secret)
 	if err != nil {
-		return 0, 0, fmt.Errorf("endpoint secret unusable: %w", err)
+		return 0, 0, "endpoint secret unusable"
 	}
 	defer pool.Put(signer)
 	req := fasthttp.AcquireRequest()
@@ -134,28 +163,41 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, error) {
 	req.Header.SetBytesV(signature.HeaderSignature, sig)
 	req.SetBodyRaw(job.Body)
 
-	err = s.client.DoTimeout(req, resp, s.cfg.Timeout)
-	code := resp.StatusCode()
-	if err != nil {
-		// A receiver that answers with a huge body still answered; judge it by its status.
-		if errors.Is(err, fasthttp.ErrBodyTooLarge) && code != 0 {
-			return code, 0, nil
-		}
+	if err := s.client.DoTimeout(req, resp, s.cfg.Timeout); err != nil {
 		return 0, 0, describe(err, s.cfg.Timeout)
 	}
+	// The status and headers are in; the answer is known. What is left of the body only
+	// decides whether the connection is kept.
+	defer discardBody(resp)
+	code := resp.StatusCode()
 	var retryAfter time.Duration
 	if code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable {
 		retryAfter = parseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now())
 	}
 	if code >= 300 && code < 400 {
-		loc := string(resp.Header.Peek("Location"))
-		if len(loc) > 200 {
-			loc = loc[:200] + "…"
-		}
-		return code, 0, fmt.Errorf("redirect (%d to %q) not followed: point the endpoint at the final URL", code, loc)
+		return code, 0, redirectError(code, resp.Header.Peek("Location"))
 	}
-	return code, retryAfter, nil
+	return code, retryAfter, ""
 }
+
+// discardBody reads and drops what is left of a streamed body, so the connection can serve
+// the next attempt. A body longer than maxResponseBody, one still arriving after
+// maxBodyDrain, or a broken one closes the connection instead: fasthttp pools it only when
+// the body was read to its end.
+func discardBody(resp *fasthttp.Response) {
+	body, ok := resp.BodyStream().(fasthttp.ReadCloserWithError)
+	if !ok {
+		_ = resp.CloseBodyStream()
+		return
+	}
+	// Closing the stream from the timer interrupts a Read that is waiting for bytes.
+	stop := time.AfterFunc(maxBodyDrain, func() { _ = body.CloseWithError(errDrainTimeout) })
+	_, _ = io.CopyN(io.Discard, body, maxResponseBody+1)
+	stop.Stop()
+	_ = resp.CloseBodyStream()
+}
+
+var errDrainTimeout = errors.New("response body still arriving")
 
 // checkScheme re-checks the scheme at send time: the relay may have been restarted without
 // --allow-http since the endpoint was created. The URL was validated at create time, so a
@@ -175,17 +217,4 @@ func (s *sender) checkScheme(raw string) error {
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// describe turns client errors into the short messages the delivery log shows.
-func describe(err error, timeout time.Duration) error {
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-		return fmt.Errorf("timeout: no complete response within %s", timeout)
-	case errors.Is(err, fasthttp.ErrConnectionClosed):
-		return errors.New("connection closed by the receiver before a response")
-	case errors.Is(err, netpolicy.ErrDestinationRefused):
-		return err
-	}
-	return err
 }
