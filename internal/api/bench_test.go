@@ -3,6 +3,7 @@ package api
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // BenchmarkParseIngest measures the ingest parser on a 1 KiB event; the baseline in the same
@@ -10,6 +11,19 @@ import (
 func BenchmarkParseIngest(b *testing.B) {
 	body := []byte(`{"type":"incident.opened","id":"src-123","data":{"incident_id":"inc_1","title":"` +
 		strings.Repeat("x", 950) + `"}}`)
+	benchIngest(b, body)
+}
+
+// BenchmarkParseIngestUTF8 is the same on a 1 KiB event of multi-byte text and escaped
+// surrogate pairs, where every byte of a string takes the UTF-8 check's slow path; its
+// baseline adds utf8.Valid to json.Valid, as a two-pass check would.
+func BenchmarkParseIngestUTF8(b *testing.B) {
+	body := []byte(`{"type":"incident.opened","id":"src-😀","data":{"incident_id":"inc_1","title":"` +
+		strings.Repeat("é✓😀", 80) + `","esc":"` + strings.Repeat(`\ud83d\ude00`, 20) + `"}}`)
+	benchIngest(b, body)
+}
+
+func benchIngest(b *testing.B, body []byte) {
 	b.Run("ParseIngest", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -24,6 +38,15 @@ func BenchmarkParseIngest(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if !jsonValid(body) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("baseline-json.Valid+utf8.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if !jsonValid(body) || !utf8.Valid(body) {
 				b.Fatal("invalid")
 			}
 		}

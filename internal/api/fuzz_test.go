@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -28,8 +30,12 @@ func FuzzParseIngest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range api.HostileSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, err := api.ParseIngest(body)
+		checkStrict(t, body, err)
 		if err != nil {
 			var ve *api.ValidationError
 			if !errors.Is(err, api.ErrMalformed) && !errors.As(err, &ve) {
@@ -39,6 +45,9 @@ func FuzzParseIngest(f *testing.F) {
 				t.Fatalf("validation error without a code: %v", err)
 			}
 			return
+		}
+		if !utf8.Valid(in.Data) || !api.StrictJSON(in.Data) {
+			t.Fatalf("accepted data that is not UTF-8 JSON within the nesting limit: %q", in.Data)
 		}
 		if !api.IngestibleType(in.Type) {
 			t.Fatalf("accepted type %q", in.Type)
@@ -67,6 +76,12 @@ func FuzzParseEndpoint(f *testing.F) {
 		`{"event_types":["test.ping"]}`,
 		`{"active":"yes"}`,
 		`{}`, `{`, `[]`, ``,
+		"{\"url\":\"https://a.example.com/h\",\"name\":\"Caf\xe9\"}",
+		`{"url":"https://a.example.com/h","name":"\ud800"}`,
+		`{"url":"https://a.example.com/h","name":"\ud83d\ude00","description":"\udfff"}`,
+		"{\"url\":\"https://a.example.com/\xff\",\"name\":\"n\"}",
+		`{"event_types":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`,
+		"{\"\xed\xa0\x80\":1}",
 	} {
 		f.Add([]byte(s), false, false)
 		f.Add([]byte(s), true, true)
@@ -78,6 +93,7 @@ func FuzzParseEndpoint(f *testing.F) {
 			func(b []byte) (api.EndpointInput, error) { return api.ParsePatchEndpoint(b, p) },
 		} {
 			in, err := parse(body)
+			checkStrict(t, body, err)
 			if err != nil {
 				var ve *api.ValidationError
 				if !errors.Is(err, api.ErrMalformed) && !errors.As(err, &ve) {
@@ -106,4 +122,37 @@ func FuzzParseEndpoint(f *testing.F) {
 
 func netpolicyFor(allowHTTP, allowPrivate bool) netpolicy.Policy {
 	return netpolicy.Policy{AllowHTTP: allowHTTP, AllowPrivate: allowPrivate}
+}
+
+// checkStrict asserts the UTF-8 and nesting rules on a parser's result: an object that
+// encoding/json accepts but StrictJSON does not is refused with invalid_utf8 or
+// nesting_too_deep at a plausible offset, and no body StrictJSON accepts is refused for them.
+func checkStrict(t *testing.T, body []byte, err error) {
+	t.Helper()
+	if !json.Valid(body) {
+		if err == nil {
+			t.Fatalf("accepted a body encoding/json refuses: %q", body)
+		}
+		return
+	}
+	if api.StrictJSON(body) {
+		var ve *api.ValidationError
+		if errors.As(err, &ve) && (ve.Code == api.CodeInvalidUTF8 || ve.Code == api.CodeNestingTooDeep) {
+			t.Fatalf("%s for a body StrictJSON accepts: %v: %q", ve.Code, err, body)
+		}
+		return
+	}
+	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
+		if !errors.Is(err, api.ErrMalformed) {
+			t.Fatalf("err = %v for a body that is not an object, want ErrMalformed: %q", err, body)
+		}
+		return
+	}
+	var ve *api.ValidationError
+	if !errors.As(err, &ve) || ve.Code != api.CodeInvalidUTF8 && ve.Code != api.CodeNestingTooDeep {
+		t.Fatalf("err = %v, want invalid_utf8 or nesting_too_deep, for %q", err, body)
+	}
+	if !api.PlausibleProblem(body, ve.Code, ve.Offset) {
+		t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, body)
+	}
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +28,10 @@ type ValidationError struct {
 	Code    string
 	Field   string
 	Message string
+	// Offset is the 0-based byte offset in the request body of the problem, for the errors
+	// the scan of the body's bytes finds (CodeInvalidUTF8, CodeNestingTooDeep); 0 otherwise.
+	// The message names it too.
+	Offset int
 }
 
 func (e *ValidationError) Error() string { return e.Message }
@@ -70,7 +73,11 @@ func ParsePatchEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) 
 
 func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
 	var in EndpointInput
-	obj, err := decodeObject(body)
+	obj := make(map[string]json.RawMessage, len(endpointFields))
+	err := scanObject(body, func(key string, raw []byte) error {
+		obj[key] = raw
+		return nil
+	})
 	if err != nil {
 		return in, err
 	}
@@ -232,21 +239,6 @@ func ParseLimit(s string) (int, error) {
 	return n, nil
 }
 
-func decodeObject(body []byte) (map[string]json.RawMessage, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: body is empty, expected a JSON object", ErrMalformed)
-	}
-	if body[0] != '{' {
-		return nil, fmt.Errorf("%w: body must be a JSON object", ErrMalformed)
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorMessage(err))
-	}
-	return obj, nil
-}
-
 func decodeField(raw json.RawMessage, v any) error {
 	if isNull(raw) {
 		return errors.New("null")
@@ -303,9 +295,13 @@ func jsonErrorMessage(err error) string {
 	return "invalid JSON: " + err.Error()
 }
 
+// truncate cuts s to at most n bytes, at a rune boundary so a message stays UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

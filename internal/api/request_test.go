@@ -2,9 +2,12 @@ package api_test
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
@@ -91,7 +94,7 @@ func TestParseCreateEndpoint(t *testing.T) {
 		{name: "null", body: `null`, want: "400"},
 		{name: "truncated", body: `{"url":"https://a.example.com"`, want: "400"},
 		{name: "trailing data", body: `{"url":"https://a.example.com","name":"n"}{}`, want: "400"},
-		{name: "invalid utf-8 key", body: "{\"\xff\":1}", want: "unknown_field"},
+		{name: "invalid utf-8 key", body: "{\"\xff\":1}", want: "invalid_utf8"},
 
 		{name: "unknown field", body: `{"url":"https://a.example.com","name":"n","secret":"x"}`, want: "unknown_field", field: "secret"},
 		{name: "field names are case-sensitive", body: `{"URL":"https://a.example.com","name":"n"}`, want: "unknown_field", field: "URL"},
@@ -273,5 +276,152 @@ func TestEventTypeCatalogue(t *testing.T) {
 	}
 	if api.KnownType("incident.exploded") || api.IngestibleType("") {
 		t.Error("unknown types accepted")
+	}
+}
+
+// TestParseUTF8AndNesting: every body parser refuses what is not UTF-8 JSON (RFC 8259) and
+// values nested deeper than MaxNestingDepth, with the code, the top-level field and the byte
+// offset of the first problem; valid UTF-8, raw or escaped as surrogate pairs, passes. In
+// each body, @ marks the problem: it is removed, and where it stood is the offset expected.
+func TestParseUTF8AndNesting(t *testing.T) {
+	nest := func(open, close string, n int, inner string) string {
+		return strings.Repeat(open, n) + inner + strings.Repeat(close, n)
+	}
+	ev := func(data string) string { return `{"type":"incident.opened","data":` + data + `}` }
+	const url = `"url":"https://a.example.com/h"`
+	tests := []struct {
+		name  string
+		parse string // "ingest" (default), "create", "patch"
+		body  string
+		want  string // "" ok, or a code: "invalid_utf8", "nesting_too_deep", "400"
+		field string
+	}{
+		// invalid bytes, in data
+		{name: "0xFF at start of string", body: ev(`{"k":"@` + "\xff" + `abc"}`), want: "invalid_utf8", field: "data"},
+		{name: "0xFE in the middle", body: ev(`{"k":"ab@` + "\xfe" + `cd"}`), want: "invalid_utf8", field: "data"},
+		{name: "lone continuation byte at end of string", body: ev(`{"k":"abc@` + "\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "0xFF at end of body", body: `{"type":"incident.opened","data":{"k":"@` + "\xff", want: "invalid_utf8", field: "data"},
+		{name: "truncated 2-byte sequence", body: ev(`{"k":"@` + "\xc3" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "truncated 3-byte sequence", body: ev(`{"k":"@` + "\xe2\x82" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "truncated 4-byte sequence", body: ev(`{"k":"x@` + "\xf0\x9f\x98" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "truncated 4-byte sequence at end of body", body: ev(`{"k":"x@` + "\xf0\x9f\x98"), want: "invalid_utf8", field: "data"},
+		{name: "second byte not a continuation", body: ev(`{"k":"@` + "\xc3(" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "overlong 2-byte /", body: ev(`{"k":"@` + "\xc0\xaf" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "overlong 3-byte NUL", body: ev(`{"k":"@` + "\xe0\x80\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "overlong 4-byte", body: ev(`{"k":"@` + "\xf0\x82\x82\xac" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "raw high surrogate ED A0 80", body: ev(`{"k":"@` + "\xed\xa0\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "raw low surrogate ED B0 80", body: ev(`{"k":"a@` + "\xed\xb0\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "raw surrogate pair (CESU-8)", body: ev(`{"k":"@` + "\xed\xa0\xbd\xed\xb8\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "above U+10FFFF", body: ev(`{"k":"@` + "\xf4\x90\x80\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "0xF8 five-byte lead", body: ev(`{"k":"@` + "\xf8\x88\x80\x80\x80" + `"}`), want: "invalid_utf8", field: "data"},
+		{name: "in a key of data", body: ev(`{"ok":1,"@` + "\xff" + `":1}`), want: "invalid_utf8", field: "data"},
+		{name: "in a nested array", body: ev(`{"a":[1,{"b":["@` + "\x80" + `"]}]}`), want: "invalid_utf8", field: "data"},
+		{name: "first problem wins", body: ev(`{"k":"@` + "\xff" + `\ud800"}`), want: "invalid_utf8", field: "data"},
+		// escaped surrogates, in data
+		{name: "lone high surrogate", body: ev(`{"k":"@\ud800"}`), want: "invalid_utf8", field: "data"},
+		{name: "lone low surrogate", body: ev(`{"k":"x@\udc00y"}`), want: "invalid_utf8", field: "data"},
+		{name: "lone high, upper case", body: ev(`{"k":"@\uDBFF"}`), want: "invalid_utf8", field: "data"},
+		{name: "high then BMP escape", body: ev(`{"k":"@\ud83d\u0041"}`), want: "invalid_utf8", field: "data"},
+		{name: "high then raw character", body: ev(`{"k":"@\ud83dA"}`), want: "invalid_utf8", field: "data"},
+		{name: "high then other escape", body: ev(`{"k":"@\ud83d\n"}`), want: "invalid_utf8", field: "data"},
+		{name: "high at end of string", body: ev(`{"k":"x@\ud83d"}`), want: "invalid_utf8", field: "data"},
+		{name: "pair reversed", body: ev(`{"k":"@\ude00\ud83d"}`), want: "invalid_utf8", field: "data"},
+		{name: "two highs then a low", body: ev(`{"k":"@\ud83d\ud83d\ude00"}`), want: "invalid_utf8", field: "data"},
+		{name: "pair then lone low", body: ev(`{"k":"\ud83d\ude00@\ude00"}`), want: "invalid_utf8", field: "data"},
+		{name: "escaped backslash then u", body: ev(`{"k":"\\ud800","j":"@\udfff"}`), want: "invalid_utf8", field: "data"},
+		{name: "lone surrogate in a key of data", body: ev(`{"@\ud800":1}`), want: "invalid_utf8", field: "data"},
+		// valid
+		{name: "raw emoji", body: ev(`{"k":"😀 é ✓ 𐀀 ` + "\U0010FFFF \uFFFF" + `"}`)},
+		{name: "escaped pair", body: ev(`{"k":"\ud83d\ude00"}`)},
+		{name: "escaped pair upper case", body: ev(`{"k":"\uD83D\uDE00\uD800\uDC00\uDBFF\uDFFF"}`)},
+		{name: "escaped U+FFFD and BMP edges", body: ev(`{"k":"\ufffd\ud7ff\ue000\u0000"}`)},
+		{name: "escaped backslash before ud800 text", body: ev(`{"k":"\\ud800"}`)},
+		// other ingest fields
+		{name: "type: invalid byte", body: `{"type":"incident.@` + "\xff" + `opened","data":{}}`, want: "invalid_utf8", field: "type"},
+		{name: "type: lone surrogate", body: `{"type":"@\udc00","data":{}}`, want: "invalid_utf8", field: "type"},
+		{name: "id: invalid byte", body: `{"id":"k@` + "\xc3(" + `","type":"incident.opened","data":{}}`, want: "invalid_utf8", field: "id"},
+		{name: "id: lone surrogate", body: `{"type":"incident.opened","data":{},"id":"k@\ud800"}`, want: "invalid_utf8", field: "id"},
+		{name: "id: escaped pair ok", body: `{"type":"incident.opened","data":{},"id":"k\ud83d\ude00"}`},
+		{name: "unknown key: invalid byte", body: `{"type":"incident.opened","data":{},"@` + "\xff" + `":1}`, want: "invalid_utf8"},
+		{name: "unknown key: lone surrogate", body: `{"@\ud800":1,"type":"incident.opened","data":{}}`, want: "invalid_utf8"},
+		{name: "problem before a syntax error", body: `{"type":"@` + "\xff" + `",}`, want: "invalid_utf8", field: "type"},
+		{name: "syntax error before a problem", body: `{"type":,"data":"` + "\xff" + `"}`, want: "400"},
+		// nesting
+		{name: "data 64 objects deep", body: ev(nest(`{"a":`, `}`, 63, `{}`))},
+		{name: "data 64 arrays deep", body: ev(`{"a":` + nest(`[`, `]`, 63, `1`) + `}`)},
+		{name: "data 64 empty arrays deep", body: ev(`{"a":` + nest(`[`, `]`, 62, `[]`) + `}`)},
+		{name: "data 65 objects deep", body: ev(nest(`{"a":`, `}`, 64, `@{}`)), want: "nesting_too_deep", field: "data"},
+		{name: "data 65 arrays deep", body: ev(`{"a":` + nest(`[`, `]`, 63, `@[1]`) + `}`), want: "nesting_too_deep", field: "data"},
+		{name: "data 65 mixed", body: ev(nest(`{"a":[`, `]}`, 32, `@{}`)), want: "nesting_too_deep", field: "data"},
+		{name: "data 5000 deep", body: ev(nest(`{"a":`, `}`, 64, `@`+nest(`[`, `]`, 5000, ``))), want: "nesting_too_deep", field: "data"},
+		{name: "data 5000 deep, truncated", body: ev(nest(`{"a":`, ``, 64, `@`+nest(`[`, ``, 5000, ``))), want: "nesting_too_deep", field: "data"},
+		{name: "id 64 deep", body: `{"type":"incident.opened","data":{},"id":` + nest(`[`, `]`, 64, ``) + `}`, want: "invalid_id"},
+		{name: "id 65 deep", body: `{"type":"incident.opened","data":{},"id":` + nest(`[`, `]`, 64, `@[]`) + `}`, want: "nesting_too_deep", field: "id"},
+		{name: "type 65 deep", body: `{"type":` + nest(`{"x":`, `}`, 64, `@{}`) + `,"data":{}}`, want: "nesting_too_deep", field: "type"},
+		{name: "unknown field 65 deep", body: `{"x":` + nest(`[`, `]`, 64, `@[]`) + `}`, want: "nesting_too_deep", field: "x"},
+		// endpoints
+		{parse: "create", name: "name: invalid byte", body: `{` + url + `,"name":"Caf@` + "\xe9" + ` Ops"}`, want: "invalid_utf8", field: "name"},
+		{parse: "create", name: "name: raw surrogate", body: `{` + url + `,"name":"@` + "\xed\xa0\x80" + `"}`, want: "invalid_utf8", field: "name"},
+		{parse: "create", name: "name: lone surrogate", body: `{` + url + `,"name":"n@\ud800"}`, want: "invalid_utf8", field: "name"},
+		{parse: "create", name: "name: escaped pair ok", body: `{` + url + `,"name":"n\ud83d\ude00"}`},
+		{parse: "create", name: "name: raw emoji ok", body: `{` + url + `,"name":"Ops 😀"}`},
+		{parse: "create", name: "description: invalid byte", body: `{` + url + `,"name":"n","description":"@` + "\x80" + `"}`, want: "invalid_utf8", field: "description"},
+		{parse: "create", name: "description: lone low", body: `{` + url + `,"name":"n","description":"@\udfff"}`, want: "invalid_utf8", field: "description"},
+		{parse: "create", name: "url: invalid byte", body: `{"url":"https://a.example.com/@` + "\xff" + `","name":"n"}`, want: "invalid_utf8", field: "url"},
+		{parse: "create", name: "url: lone surrogate", body: `{"url":"https://a.example.com/@\ud800","name":"n"}`, want: "invalid_utf8", field: "url"},
+		{parse: "create", name: "event_types: lone surrogate", body: `{` + url + `,"name":"n","event_types":["@\ud800"]}`, want: "invalid_utf8", field: "event_types"},
+		{parse: "create", name: "event_types 64 deep", body: `{` + url + `,"name":"n","event_types":` + nest(`[`, `]`, 64, ``) + `}`, want: "invalid_event_types"},
+		{parse: "create", name: "event_types 65 deep", body: `{` + url + `,"name":"n","event_types":` + nest(`[`, `]`, 64, `@[]`) + `}`, want: "nesting_too_deep", field: "event_types"},
+		{parse: "create", name: "key: invalid byte", body: `{` + url + `,"@` + "\xff" + `":"n"}`, want: "invalid_utf8"},
+		{parse: "patch", name: "patch name: invalid bytes", body: `{"name":"@` + "\xff\xfe" + `"}`, want: "invalid_utf8", field: "name"},
+		{parse: "patch", name: "patch name: lone surrogate", body: `{"name":"ok @\uDE00"}`, want: "invalid_utf8", field: "name"},
+		{parse: "patch", name: "patch active 65 deep", body: `{"active":` + nest(`[`, `]`, 64, `@[]`) + `}`, want: "nesting_too_deep", field: "active"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, offset := tt.body, strings.Index(tt.body, "@")
+			if offset >= 0 {
+				body = strings.Replace(body, "@", "", 1)
+			}
+			var err error
+			switch tt.parse {
+			case "", "ingest":
+				_, err = api.ParseIngest([]byte(body))
+			case "create":
+				_, err = api.ParseCreateEndpoint([]byte(body), strict)
+			case "patch":
+				_, err = api.ParsePatchEndpoint([]byte(body), strict)
+			}
+			checkErr(t, err, tt.want)
+			var ve *api.ValidationError
+			if tt.want != "invalid_utf8" && tt.want != "nesting_too_deep" || !errors.As(err, &ve) {
+				return
+			}
+			if offset < 0 {
+				t.Fatalf("row has no @ marker: %q", tt.body)
+			}
+			if ve.Field != tt.field {
+				t.Errorf("field = %q, want %q (%s)", ve.Field, tt.field, ve.Message)
+			}
+			if ve.Offset != offset || !regexp.MustCompile(fmt.Sprintf(`\bbyte offset %d\b`, offset)).MatchString(ve.Message) {
+				t.Errorf("offset = %d, message %q; want offset %d", ve.Offset, ve.Message, offset)
+			}
+		})
+	}
+}
+
+// TestMessagesStayUTF8: a long multi-byte field name or type quoted in a message is cut at a
+// rune boundary, so the error body is UTF-8 too.
+func TestMessagesStayUTF8(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes: a cut at 64 falls on a rune boundary only by luck
+	for _, body := range []string{
+		`{"type":"incident.opened","data":{},"x` + long + `":1}`,
+		`{"type":"x` + long + `","data":{}}`,
+		`{"x` + long + `":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`,
+	} {
+		_, err := api.ParseIngest([]byte(body))
+		if err == nil || !utf8.ValidString(err.Error()) {
+			t.Errorf("message for %q: %q", body, err)
+		}
 	}
 }

@@ -3,47 +3,315 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
-// scanObject calls fn with each top-level member of a JSON object. It walks the bytes once
-// after json.Valid has vouched for them, so it needs no error handling of its own beyond
-// "not an object": this is the ingest hot path, where building a map of RawMessages cost more
-// than the validation itself. A key with escapes is unquoted the slow way; others are used
-// as they are (so are non-ASCII ones, to match encoding/json exactly).
+// MaxNestingDepth is how deeply the value of a request body's member may nest objects and
+// arrays: "data":{} is one level, "data":{"a":[1]} two. The body's own object is not counted,
+// so a delivery, which wraps data in one more object, nests at most MaxNestingDepth+1 levels.
+const MaxNestingDepth = 64
+
+// Codes of the validation errors the scan reports, with the body's byte offset of the problem.
+const (
+	CodeInvalidUTF8    = "invalid_utf8"
+	CodeNestingTooDeep = "nesting_too_deep"
+)
+
+// member is a top-level member of the body: its quoted key and its raw value.
+type member struct {
+	keyStart, keyEnd int
+	keyEscaped       bool
+	valStart, valEnd int
+}
+
+// What a scan can find wrong; scanOK is nothing.
+const (
+	scanOK = iota
+	scanSyntax
+	scanBadUTF8
+	scanLoneSurrogate
+	scanTooDeep
+)
+
+// scanObject calls fn with each top-level member of a JSON object, in order (a repeated key
+// is reported each time; the last one wins for callers that keep a map, as in encoding/json).
+//
+// One pass over the bytes, with no map and no allocation, does all of the checking: JSON
+// syntax (the grammar encoding/json accepts), UTF-8 (RFC 8259: no invalid bytes, overlong
+// forms or raw surrogates, and no \u escape of a lone surrogate; a high-low pair is fine) and
+// nesting (MaxNestingDepth). The first problem in the body wins: a syntax error is
+// ErrMalformed (with encoding/json's message), the others are a *ValidationError with the
+// byte offset in the body and the top-level member it is in. fn runs only for a body that
+// passed, so no member is acted on before the whole body is known to be good.
 func scanObject(body []byte, fn func(key string, raw []byte) error) error {
-	if !json.Valid(body) {
-		var v any
-		return fmt.Errorf("%w: %s", ErrMalformed, jsonErrorMessage(json.Unmarshal(body, &v)))
+	var buf [8]member
+	ms, kind, off := scanMembers(body, buf[:0])
+	if kind != scanOK {
+		return scanError(body, ms, kind, off)
 	}
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return fmt.Errorf("%w: body must be a JSON object", ErrMalformed)
-	}
-	i = skipSpace(body, i+1)
-	if body[i] == '}' {
-		return nil
-	}
-	for {
-		end := skipString(body, i)
-		key := string(body[i+1 : end-1])
-		for _, c := range body[i+1 : end-1] {
-			if c == '\\' || c >= 0x80 { // escapes, and UTF-8 that encoding/json would repair
-				_ = json.Unmarshal(body[i:end], &key)
-				break
-			}
-		}
-		i = skipSpace(body, end)
-		i = skipSpace(body, i+1) // past ':'
-		vend := skipValue(body, i)
-		if err := fn(key, body[i:vend]); err != nil {
+	for _, m := range ms {
+		if err := fn(memberKey(body, m), body[m.valStart:m.valEnd]); err != nil {
 			return err
 		}
-		i = skipSpace(body, vend)
-		if body[i] == '}' {
-			return nil
-		}
-		i = skipSpace(body, i+1) // past ','
 	}
+	return nil
+}
+
+// memberKey unquotes a key; escapes are rare and take the slow way. The scan has vouched for
+// its bytes, so a key without escapes is used as it is.
+func memberKey(body []byte, m member) string {
+	if !m.keyEscaped {
+		return string(body[m.keyStart+1 : m.keyEnd-1])
+	}
+	var key string
+	_ = json.Unmarshal(body[m.keyStart:m.keyEnd], &key)
+	return key
+}
+
+// scanMembers checks body and appends its top-level members to ms. On a problem it returns
+// its kind and byte offset (for a syntax error, an offset that is only approximate).
+func scanMembers(b []byte, ms []member) ([]member, int, int) {
+	// open[d] is the bracket of the d-th open container; open[0] is the body's own '{'.
+	var open [MaxNestingDepth + 1]byte
+	var (
+		n      = len(b)
+		depth  int
+		i      int
+		c      byte
+		kind   int
+		escape bool
+		start  int
+	)
+	i = skipSpace(b, 0)
+	if i >= n || b[i] != '{' {
+		return ms, scanSyntax, i
+	}
+	open[0], depth = '{', 1
+	i = skipSpace(b, i+1)
+	if i < n && b[i] == '}' {
+		i++
+		goto end
+	}
+key:
+	if i >= n || b[i] != '"' {
+		return ms, scanSyntax, i
+	}
+	start = i
+	if i, escape, kind = scanString(b, i); kind != scanOK {
+		return ms, kind, i
+	}
+	if depth == 1 {
+		ms = append(ms, member{keyStart: start, keyEnd: i, keyEscaped: escape})
+	}
+	i = skipSpace(b, i)
+	if i >= n || b[i] != ':' {
+		return ms, scanSyntax, i
+	}
+	i = skipSpace(b, i+1)
+	if depth == 1 {
+		ms[len(ms)-1].valStart = i
+	}
+value:
+	if i >= n {
+		return ms, scanSyntax, i
+	}
+	switch c = b[i]; c {
+	case '{', '[':
+		if depth > MaxNestingDepth {
+			return ms, scanTooDeep, i
+		}
+		open[depth] = c
+		depth++
+		i = skipSpace(b, i+1)
+		if i < n && b[i] == c+2 { // '{'+2 is '}', '['+2 is ']'
+			i++
+			depth--
+			goto after
+		}
+		if c == '{' {
+			goto key
+		}
+		goto value
+	case '"':
+		if i, _, kind = scanString(b, i); kind != scanOK {
+			return ms, kind, i
+		}
+	case 't':
+		if !hasLiteral(b, i, "true") {
+			return ms, scanSyntax, i
+		}
+		i += 4
+	case 'f':
+		if !hasLiteral(b, i, "false") {
+			return ms, scanSyntax, i
+		}
+		i += 5
+	case 'n':
+		if !hasLiteral(b, i, "null") {
+			return ms, scanSyntax, i
+		}
+		i += 4
+	default:
+		var ok bool
+		if i, ok = scanNumber(b, i); !ok {
+			return ms, scanSyntax, i
+		}
+	}
+after:
+	// A value ended at i: at depth 1 it is a member's.
+	if depth == 1 {
+		ms[len(ms)-1].valEnd = i
+	}
+	i = skipSpace(b, i)
+	if i >= n {
+		return ms, scanSyntax, i
+	}
+	switch c = open[depth-1]; b[i] {
+	case ',':
+		i = skipSpace(b, i+1)
+		if c == '{' {
+			goto key
+		}
+		goto value
+	case c + 2:
+		i++
+		if depth--; depth > 0 {
+			goto after
+		}
+	default:
+		return ms, scanSyntax, i
+	}
+end:
+	if i = skipSpace(b, i); i != n {
+		return ms, scanSyntax, i
+	}
+	return ms, scanOK, 0
+}
+
+// plain[c] is true for the bytes a string holds as they are: printable ASCII but '"' and '\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanString checks the string that starts at b[i] == '"' and returns the index after it and
+// whether it has escapes; on a problem, its kind and offset.
+func scanString(b []byte, i int) (int, bool, int) {
+	escaped := false
+	for i++; ; {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return i, escaped, scanSyntax
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, scanOK
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				return i, escaped, scanSyntax
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				r := hex4(b, i+2)
+				switch {
+				case r < 0:
+					return i, escaped, scanSyntax
+				case r < 0xD800 || r > 0xDFFF:
+					i += 6
+				case r < 0xDC00 && i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u':
+					// A high surrogate must be followed by a low one.
+					if lo := hex4(b, i+8); lo < 0xDC00 || lo > 0xDFFF {
+						return i, escaped, scanLoneSurrogate
+					}
+					i += 12
+				default:
+					return i, escaped, scanLoneSurrogate
+				}
+			default:
+				return i, escaped, scanSyntax
+			}
+		case c < 0x20:
+			return i, escaped, scanSyntax
+		default: // c >= 0x80
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return i, escaped, scanBadUTF8
+			}
+			i += size
+		}
+	}
+}
+
+// hex4 returns the value of the four hex digits at b[i:], or -1.
+func hex4(b []byte, i int) rune {
+	if i+4 > len(b) {
+		return -1
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+func hasLiteral(b []byte, i int, lit string) bool {
+	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
+}
+
+// scanNumber checks the number at b[i:] (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) and
+// returns the index after it.
+func scanNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		if i++; i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = skipDigits(b, i)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = skipDigits(b, i)
+	}
+	return i, true
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 func skipSpace(b []byte, i int) int {
@@ -53,42 +321,44 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string that starts at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
+// scanError turns what scanMembers found at off into the error callers see. ms holds the
+// members seen so far: a problem is in the value of the last one while that value has not
+// ended; otherwise it is in a top-level key, which has no field to name.
+func scanError(body []byte, ms []member, kind, off int) error {
+	if kind == scanSyntax {
+		return malformed(body)
 	}
-	return len(b)
+	field, where := "", "a member name"
+	if k := len(ms) - 1; k >= 0 && ms[k].valEnd == 0 && off >= ms[k].valStart {
+		field = memberKey(body, ms[k])
+		where = truncate(field, 64)
+	}
+	switch kind {
+	case scanBadUTF8:
+		return &ValidationError{Code: CodeInvalidUTF8, Field: field, Offset: off, Message: fmt.Sprintf(
+			"%s is not valid UTF-8: byte 0x%02X at byte offset %d (request bodies must be UTF-8 JSON, RFC 8259)",
+			where, body[off], off)}
+	case scanLoneSurrogate:
+		return &ValidationError{Code: CodeInvalidUTF8, Field: field, Offset: off, Message: fmt.Sprintf(
+			"%s is not valid UTF-8: lone surrogate escape %s at byte offset %d (a \\uD800-\\uDFFF escape must be a high-low pair; request bodies must be UTF-8 JSON, RFC 8259)",
+			where, body[off:off+6], off)}
+	default:
+		return &ValidationError{Code: CodeNestingTooDeep, Field: field, Offset: off, Message: fmt.Sprintf(
+			"%s nests objects and arrays deeper than %d levels: level %d opens at byte offset %d",
+			where, MaxNestingDepth, MaxNestingDepth+1, off)}
+	}
 }
 
-// skipValue returns the index after the value that starts at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
+// malformed is the 400 for a body that is not a JSON object, worded as before the scan was
+// hand-written: encoding/json's message for a syntax error.
+func malformed(body []byte) error {
+	if i := skipSpace(body, 0); i == len(body) {
+		return fmt.Errorf("%w: body is empty, expected a JSON object", ErrMalformed)
 	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-		i++
+	var v any
+	err := json.Unmarshal(body, &v)
+	if err == nil {
+		return fmt.Errorf("%w: body must be a JSON object", ErrMalformed)
 	}
-	return i
+	return fmt.Errorf("%w: %s", ErrMalformed, jsonErrorMessage(err))
 }

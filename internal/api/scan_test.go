@@ -3,37 +3,101 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
-// FuzzScanObject checks the hand-written member scanner against encoding/json: for every
-// valid object both must see the same members with the same raw values (last one wins on a
-// repeated key, as in encoding/json).
+// FuzzScanObject checks the hand-written scanner against encoding/json and, for the rules
+// encoding/json does not apply (UTF-8, lone surrogate escapes, nesting), against StrictJSON:
+// for every object both accept, both must see the same members with the same raw values
+// (last one wins on a repeated key, as in encoding/json); an object only encoding/json
+// accepts must be refused with invalid_utf8 or nesting_too_deep at a plausible offset; what
+// encoding/json refuses must be refused, as malformed when no other rule can be at stake.
 func FuzzScanObject(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"a":1}`, ` { "a" : "x\"}" , "b":[1,{"c":"]"}], "d":null } `,
 		`{"\u0061":true,"a":false}`, `{"type":"incident.opened","data":{"x":[1,2,{"y":"z"}]}}`, `[1]`, `"s"`,
+		`{"a":-0.5e+10,"b":[true,false,null,"",{}],"c":1E3}`, `{"a":01}`, `{"a":1.}`, `{"a":tru}`,
+		"{\"a\":\"\x1f\"}", `{"a":"\x"}`, `{"a":"\u12"}`, `{"a" 1}`, `{"a":1,}`, `{"a":[1,]}`, `{"a":1}}`,
 	} {
+		f.Add([]byte(s))
+	}
+	for _, s := range HostileSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := map[string]json.RawMessage{}
 		err := scanObject(b, func(k string, raw []byte) error { got[k] = raw; return nil })
 		var want map[string]json.RawMessage
-		werr := json.Unmarshal(b, &want)
-		if (err == nil) != (werr == nil) {
-			t.Fatalf("scanObject err=%v, encoding/json err=%v for %q", err, werr, b)
+		if werr := json.Unmarshal(b, &want); werr != nil {
+			if err == nil {
+				t.Fatalf("scanObject accepts what encoding/json refuses (%v): %q", werr, b)
+			}
+			// With no byte above 0x7F, no \u and too few brackets to nest too deep, only
+			// syntax can be wrong.
+			if utf8.Valid(b) && !bytes.Contains(b, []byte(`\u`)) && bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= MaxNestingDepth+1 &&
+				!errors.Is(err, ErrMalformed) {
+				t.Fatalf("scanObject err = %v, want ErrMalformed like encoding/json's %v, for %q", err, werr, b)
+			}
+			return
+		}
+		if !StrictJSON(b) {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Code != CodeInvalidUTF8 && ve.Code != CodeNestingTooDeep {
+				t.Fatalf("scanObject err = %v, want invalid_utf8 or nesting_too_deep, for %q", err, b)
+			}
+			if !PlausibleProblem(b, ve.Code, ve.Offset) {
+				t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, b)
+			}
+			return
 		}
 		if err != nil {
-			return
+			t.Fatalf("scanObject err = %v for %q, which encoding/json and StrictJSON accept", err, b)
 		}
 		if len(got) != len(want) {
 			t.Fatalf("members %v, want %v", got, want)
 		}
 		for k, w := range want {
-			if !bytes.Equal(bytes.TrimSpace(got[k]), bytes.TrimSpace(w)) {
+			if !bytes.Equal(got[k], bytes.TrimSpace(w)) {
 				t.Fatalf("member %q = %q, want %q", k, got[k], w)
 			}
 		}
 	})
+}
+
+// TestScanObjectErrors: syntax errors are ErrMalformed with encoding/json's wording, the
+// first problem in the body wins, and a refused body reaches no callback.
+func TestScanObjectErrors(t *testing.T) {
+	for _, tt := range []struct {
+		body, want string // want: a part of the ErrMalformed message, or a 422 code
+	}{
+		{``, "body is empty"},
+		{" \n\t", "body is empty"},
+		{`[]`, "body must be a JSON object"},
+		{`"\ud800"`, "body must be a JSON object"},
+		{"\xef\xbb\xbf{}", "invalid JSON at byte"},
+		{`{"a":1`, "invalid JSON"},
+		{`{"a":1} {}`, "invalid JSON at byte"},
+		{`{"a":1,"b":"` + "\x01" + `"}`, "invalid JSON at byte"},
+		{`{"a":1,"b":"` + "\x01\xff" + `"}`, "invalid JSON at byte"},
+		{`{"a":1,"b":"` + "\xff\x01" + `"}`, CodeInvalidUTF8},
+		{`{"a":1,"b":` + strings.Repeat("[", 63) + `1}`, "invalid JSON at byte"},
+		{`{"a":1,"b":` + strings.Repeat("[", 70), CodeNestingTooDeep},
+	} {
+		called := false
+		err := scanObject([]byte(tt.body), func(string, []byte) error { called = true; return nil })
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			if ve.Code != tt.want {
+				t.Errorf("%q: err = %v (%s), want %q", tt.body, err, ve.Code, tt.want)
+			}
+		} else if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want ErrMalformed with %q", tt.body, err, tt.want)
+		}
+		if called {
+			t.Errorf("%q: callback ran for a refused body", tt.body)
+		}
+	}
 }
