@@ -319,23 +319,6 @@ func (s *Server) internalError(ctx *fasthttp.RequestCtx, what string, err error)
 	writeError(ctx, fasthttp.StatusInternalServerError, "internal", what+" failed")
 }
 
-// handleTransportError answers requests fasthttp could not read, above all bodies over the
-// limit, in the same JSON error shape as everything else.
-func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		drainRefusedBody(ctx)
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")
-		return
-	}
-	var te interface{ Timeout() bool }
-	if errors.As(err, &te) && te.Timeout() {
-		writeError(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received in time")
-		return
-	}
-	s.log.Debug("unreadable request", "err", err)
-	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "request could not be parsed")
-}
-
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 	writeBody(ctx, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }

@@ -93,6 +93,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{log},
+		// Keeps the raw header block out of fasthttp's parse errors; what it still quotes
+		// (a refused header value) is redacted by handleTransportError and fasthttpLogger.
+		SecureErrorLogMessage: true,
 	}
 	if cfg.PprofListen != "" {
 		servePprof(cfg.PprofListen, log)
@@ -182,11 +185,4 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("api token generated", "path", path)
 	return tok, nil
-}
-
-// fasthttpLogger routes fasthttp's own messages into slog.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
 }
