@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
@@ -49,6 +50,9 @@ type Config struct {
 // MaxBodySizeLimit is the largest --max-body-size: what one WAL record holds, less room for the
 // rest of an event's record.
 const MaxBodySizeLimit = wal.MaxRecordSize - 1<<20
+
+// MinTokenLength is the shortest API token the relay accepts, in characters.
+const MinTokenLength = 16
 
 // ErrUsage is a configuration the relay refuses to start with.
 var ErrUsage = errors.New("usage")
@@ -138,6 +142,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("log-format", fmt.Errorf("%q is not text or json", c.LogFormat))
 	}
 	p.check("log-level", c.LogLevel.UnmarshalText([]byte(level)))
+	c.APIToken = p.token(c.APIToken)
 	if c.Listen == "" {
 		p.check("listen", errors.New("must not be empty"))
 	}
@@ -153,6 +158,21 @@ func (p *parser) check(flag string, err error) {
 	if err != nil && p.err == nil {
 		p.err = fmt.Errorf("%w: --%s: %v", ErrUsage, flag, err)
 	}
+}
+
+// token trims surrounding whitespace from the API token, as loadToken does for the file: a
+// Kubernetes secret made with --from-file ends in a newline. Set but blank or shorter than
+// MinTokenLength is an error; the message never holds the token.
+func (p *parser) token(v string) string {
+	t := strings.TrimSpace(v)
+	switch {
+	case v == "":
+	case t == "":
+		p.check("api-token", fmt.Errorf("BLAMETRAIL_API_TOKEN or --api-token is set but blank: give a token of at least %d characters, or unset it to use the generated one", MinTokenLength))
+	case utf8.RuneCountInString(t) < MinTokenLength:
+		p.check("api-token", fmt.Errorf("the token from BLAMETRAIL_API_TOKEN or --api-token must be at least %d characters (surrounding whitespace not counted)", MinTokenLength))
+	}
+	return t
 }
 
 func (p *parser) duration(flag, v string, lo, hi time.Duration) time.Duration {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -156,6 +157,9 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
 			return "", fmt.Errorf("relay: %s is empty: delete it to generate a new token", path)
+		}
+		if utf8.RuneCountInString(tok) < MinTokenLength {
+			return "", fmt.Errorf("relay: the token in %s is shorter than %d characters: replace it, or delete the file to generate a new token", path, MinTokenLength)
 		}
 		log.Info("api token loaded", "path", path)
 		return tok, nil

@@ -6,12 +6,17 @@ package main_test
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
 	"github.com/blametrail/terraform-provider-blametrail/internal/relaytest"
 )
 
@@ -79,5 +84,70 @@ func TestMalformedRequestsDoNotLogToken(t *testing.T) {
 			t.Errorf("the relay logged the api token (%q):\n%s", part, logs)
 			break
 		}
+	}
+}
+
+// TestAPITokenRules: a token under 16 characters, from flag, environment or file, stops the
+// relay with exit code 2 and a message that names where it came from but not the token; a
+// token with surrounding whitespace and a trailing newline (a Kubernetes secret made with
+// --from-file) is trimmed, from the environment as from the file.
+func TestAPITokenRules(t *testing.T) {
+	t.Parallel()
+	bin := relaytest.Binary(t)
+	short := "fifteen-chars-x" // 15
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		file string // written to <data-dir>/api-token first
+		want string
+		code int
+	}{
+		{"short flag", []string{"--api-token", short}, nil, "", "--api-token", 2},
+		{"short env", nil, []string{"BLAMETRAIL_API_TOKEN=" + short}, "", "BLAMETRAIL_API_TOKEN", 2},
+		{"short after trimming", nil, []string{"BLAMETRAIL_API_TOKEN=  " + short + "\n"}, "", "BLAMETRAIL_API_TOKEN", 2},
+		{"blank env", nil, []string{"BLAMETRAIL_API_TOKEN= \n"}, "", "BLAMETRAIL_API_TOKEN", 2},
+		{"short file", nil, nil, short + "\n", "api-token", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, "api-token"), []byte(tt.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.CommandContext(relaytest.Context(t, 15*time.Second), bin,
+				append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, tt.args...)...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tt.code {
+				t.Fatalf("exit: %v, want code %d\n%s", err, tt.code, out)
+			}
+			if !strings.Contains(string(out), tt.want) || !strings.Contains(string(out), "16") {
+				t.Errorf("output does not name %q and the 16-character minimum:\n%s", tt.want, out)
+			}
+			if strings.Contains(string(out), short) {
+				t.Errorf("output prints the token:\n%s", out)
+			}
+		})
+	}
+
+	token := "tok_" + strings.Repeat("k8s", 8)
+	rr := startRawEnv(t, []string{"BLAMETRAIL_API_TOKEN= " + token + "\n"},
+		append([]string{"--data-dir", t.TempDir()}, permissive...)...)
+	c, err := apiclient.New(rr.URL, token, apiclient.WithRetries(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AllEndpoints(testCtx(t)); err != nil {
+		t.Errorf("the trimmed token from the environment does not work: %v", err)
+	}
+	if code, _ := rr.terminate(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	if strings.Contains(rr.logs.String(), token) {
+		t.Errorf("the relay logged the token:\n%s", rr.logs)
 	}
 }
