@@ -188,11 +188,9 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	if !s.allow(ctx, "GET", "HEAD") {
 		return
 	}
-	if s.ready.Load() {
-		if err := s.store.Err(); err != nil {
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
-			return
-		}
+	if s.ready.Load() && s.storageFailed() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, healthFailed)
+		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 }
@@ -206,11 +204,25 @@ func (s *Server) readiness(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
-	if err := s.store.Err(); err != nil {
-		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
+	if s.storageFailed() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, healthFailed)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// healthFailed is what the unauthenticated probes say about a failed WAL: a reason, never
+// the error, which names paths and system calls.
+var healthFailed = map[string]string{"status": "failed", "reason": "storage"}
+
+// storageFailed reports whether the WAL has failed. The first probe that sees it logs the
+// error, so the details are in the log even if the failure was logged long before.
+func (s *Server) storageFailed() bool {
+	err := s.store.Err()
+	if err != nil && s.healthLogged.CompareAndSwap(false, true) {
+		s.log.Error("health: storage failed; the relay acknowledges nothing until restarted", "err", err)
+	}
+	return err != nil
 }
 
 // allow answers 405 with an Allow header unless the method is one of methods.

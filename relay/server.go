@@ -34,6 +34,8 @@ type Server struct {
 	token  tokenCheck
 	http   *fasthttp.Server
 	ready  atomic.Bool
+	// healthLogged is set once a health probe has logged the storage failure.
+	healthLogged atomic.Bool
 }
 
 // Run starts the relay on ln and serves until ctx ends (the caller holds the data dir's

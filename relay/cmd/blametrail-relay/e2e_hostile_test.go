@@ -6,6 +6,7 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -149,5 +150,49 @@ func TestAPITokenRules(t *testing.T) {
 	}
 	if strings.Contains(rr.logs.String(), token) {
 		t.Errorf("the relay logged the token:\n%s", rr.logs)
+	}
+}
+
+// TestHealthHidesStorageError: once the WAL has failed, /healthz and /readyz (which need no
+// token) answer 503 with a generic reason; the error, with its paths, goes to the log only.
+func TestHealthHidesStorageError(t *testing.T) {
+	t.Parallel()
+	r := relaytest.Start(t, relaytest.Options{Args: []string{"--wal-segment-size", "65536"}})
+	// The open segment lives on unlinked; the next one cannot be created.
+	if err := os.RemoveAll(filepath.Join(r.DataDir, "wal")); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"incident.opened","data":{"x":"` + strings.Repeat("a", 100<<10) + `"}}`)
+	failed := false
+	for range 10 {
+		if status, _, _ := r.Do("POST", "/api/events", "application/json", r.Token, body); status >= 500 {
+			failed = true
+			break
+		}
+	}
+	if !failed {
+		t.Fatal("ingest never failed after the WAL directory was removed")
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		status, resp, _ := r.Do("GET", path, "", "", nil)
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("%s = %d %s, want 503", path, status, resp)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(resp, &got); err != nil {
+			t.Errorf("%s: body is not JSON: %s", path, resp)
+			continue
+		}
+		if len(got) != 2 || got["status"] != "failed" || got["reason"] != "storage" {
+			t.Errorf(`%s body = %s, want {"status":"failed","reason":"storage"}`, path, resp)
+		}
+		for _, leak := range []string{r.DataDir, "/", "wal", "such file"} {
+			if strings.Contains(string(resp), leak) {
+				t.Errorf("%s reveals %q: %s", path, leak, resp)
+			}
+		}
+	}
+	if logs := r.Logs(); !strings.Contains(logs, filepath.Join(r.DataDir, "wal")) {
+		t.Errorf("the log should hold the storage error with its path:\n%s", logs)
 	}
 }
