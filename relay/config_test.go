@@ -46,6 +46,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("Fsync = %q", c.Fsync)
 	case c.MaxBodySize != 256<<10:
 		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
+	case c.MaxConnections != 10000 || c.MaxConnsPerIP != 0:
+		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -168,6 +170,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"empty listen", []string{"--listen", ""}, nil, "listen"},
 		{"empty data dir", []string{"--data-dir="}, nil, "data-dir"},
+		{"max connections zero", []string{"--max-connections", "0"}, nil, "--max-connections: 0 is outside 1..1000000"},
+		{"max connections per ip env", nil, envOf("BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "-1"), "--max-connections-per-ip: -1 is outside"},
+		{"per ip over total", nil, envOf("BLAMETRAIL_MAX_CONNECTIONS", "5", "BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "6"), "6 is more than --max-connections 5"},
 		{"token of 15 characters", []string{"--api-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_API_TOKEN or --api-token must be at least 16"},
 		{"token short after trimming", nil, envOf("BLAMETRAIL_API_TOKEN", " fifteen-chars-x\n"), "at least 16"},
 		{"blank token", nil, envOf("BLAMETRAIL_API_TOKEN", "\n"), "blank"},

@@ -87,11 +87,13 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		Handler:                      s.handle,
 		ErrorHandler:                 s.handleTransportError,
 		Name:                         "blametrail-relay",
-		ReadTimeout:                  10 * time.Second,
-		WriteTimeout:                 10 * time.Second,
+		ReadTimeout:                  transferTimeout(cfg.MaxBodySize),
+		WriteTimeout:                 transferTimeout(cfg.MaxBodySize),
 		IdleTimeout:                  60 * time.Second,
 		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadBufferSize:               8 << 10,
+		ReadBufferSize:               readBufferSize,
+		Concurrency:                  cfg.MaxConnections,
+		MaxConnsPerIP:                cfg.MaxConnsPerIP,
 		NoDefaultDate:                false,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
@@ -141,6 +143,28 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readBufferSize bounds a request's header block; a larger one is answered 431.
+const readBufferSize = 8 << 10
+
+// Bounds on one request's transfer, see transferTimeout.
+const (
+	transferBase = 10 * time.Second
+	slowRate     = 64 << 10 // bytes per second
+)
+
+// transferTimeout is the relay's ReadTimeout and WriteTimeout: how long a client has to send
+// one whole request (headers and body) and to take the response. transferBase covers the
+// headers, round trips and a slow fsync; on top comes the largest allowed body at slowRate,
+// 64 KiB/s (512 kbit/s, a poor mobile or congested link that is still legitimate): 14 s for
+// the default 256 KiB, about 4 minutes for the largest --max-body-size. fasthttp starts the
+// deadline when the connection is accepted (on a kept-alive one, at the request's first byte)
+// and does not extend it as bytes arrive, so a client that trickles its headers or body
+// (slowloris) loses its connection within this bound, and --max-connections caps how many
+// such connections can be held at once.
+func transferTimeout(maxBody int) time.Duration {
+	return transferBase + time.Duration(maxBody)*time.Second/slowRate
 }
 
 // loadToken returns the configured token, or the one stored in the data dir, generating it

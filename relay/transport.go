@@ -24,6 +24,13 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")
 		return
 	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		drainRefusedHeaders(ctx)
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request_header_too_large",
+			fmt.Sprintf("request headers exceed %d bytes", readBufferSize))
+		return
+	}
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {
 		writeError(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received in time")

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedactTransport(t *testing.T) {
@@ -42,6 +43,21 @@ func TestFasthttpLoggerRedacts(t *testing.T) {
 	for _, want := range []string{"127.0.0.1:8080", "10.0.0.1", "MaxConnsPerIP=5", "invalid header value"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestTransferTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		body int
+		want time.Duration
+	}{
+		{256 << 10, 14 * time.Second},
+		{1024, 10*time.Second + 15625*time.Microsecond},
+		{MaxBodySizeLimit, 10*time.Second + 240*time.Second},
+	} {
+		if got := transferTimeout(tt.body); got != tt.want {
+			t.Errorf("transferTimeout(%d) = %s, want %s", tt.body, got, tt.want)
 		}
 	}
 }

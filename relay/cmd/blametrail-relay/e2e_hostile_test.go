@@ -196,3 +196,149 @@ func TestHealthHidesStorageError(t *testing.T) {
 		t.Errorf("the log should hold the storage error with its path:\n%s", logs)
 	}
 }
+
+// TestOversizedHeaders: request headers over the relay's buffer get 431 with the JSON error
+// body, from a raw client and from an ordinary Go client (not a connection reset), and the
+// relay stays healthy.
+func TestOversizedHeaders(t *testing.T) {
+	t.Parallel()
+	r := relaytest.Start(t, relaytest.Options{})
+	for _, size := range []int{9 << 10, 64 << 10, 1 << 20} {
+		req := "GET /api/webhooks/endpoints HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + r.Token +
+			"\r\nX-Pad: " + strings.Repeat("p", size) + "\r\n\r\n"
+		status, body, _ := rawExchange(t, r.Addr, req)
+		checkErrorBody(t, status, body, http.StatusRequestHeaderFieldsTooLarge, "request_header_too_large")
+
+		hreq, _ := http.NewRequest("GET", r.URL+"/api/webhooks/endpoints", nil)
+		hreq.Header.Set("Authorization", "Bearer "+r.Token)
+		hreq.Header.Set("X-Pad", strings.Repeat("q", size))
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Errorf("Go client with %d bytes of headers: %v", size, err)
+			continue
+		}
+		var b strings.Builder
+		_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
+		resp.Body.Close()
+		checkErrorBody(t, resp.StatusCode, []byte(b.String()), http.StatusRequestHeaderFieldsTooLarge, "request_header_too_large")
+	}
+	checkAlive(t, r)
+}
+
+// TestConnectionLimits: --max-connections bounds the connections served at once, and
+// --max-connections-per-ip those from one address; by default many connections from
+// 127.0.0.1 (a sidecar's application) are all served.
+func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
+	// hold opens n idle connections, closed at cleanup.
+	hold := func(t *testing.T, addr string, n int) {
+		for range n {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+		time.Sleep(200 * time.Millisecond) // let the relay accept them
+	}
+	get := func(t *testing.T, addr string) int {
+		status, _, _ := rawExchange(t, addr, "GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+		return status
+	}
+
+	t.Run("default serves many from one address", func(t *testing.T) {
+		t.Parallel()
+		r := relaytest.Start(t, relaytest.Options{})
+		hold(t, r.Addr, 300)
+		if status := get(t, r.Addr); status != http.StatusOK {
+			t.Errorf("with 300 connections open, healthz = %d", status)
+		}
+	})
+	t.Run("max-connections", func(t *testing.T) {
+		t.Parallel()
+		r := relaytest.Start(t, relaytest.Options{Args: []string{"--max-connections", "3"}})
+		hold(t, r.Addr, 3)
+		if status := get(t, r.Addr); status != http.StatusServiceUnavailable {
+			t.Errorf("a fourth connection = %d, want 503", status)
+		}
+	})
+	t.Run("max-connections-per-ip", func(t *testing.T) {
+		t.Parallel()
+		r := relaytest.Start(t, relaytest.Options{Env: []string{"BLAMETRAIL_MAX_CONNECTIONS_PER_IP=2"}})
+		hold(t, r.Addr, 2)
+		if status := get(t, r.Addr); status != http.StatusTooManyRequests {
+			t.Errorf("a third connection from 127.0.0.1 = %d, want 429", status)
+		}
+	})
+
+	bin := relaytest.Binary(t)
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"zero connections", []string{"--max-connections", "0"}, nil, "--max-connections: 0 is outside"},
+		{"connections env", nil, []string{"BLAMETRAIL_MAX_CONNECTIONS=many"}, "max-connections"},
+		{"negative per ip", []string{"--max-connections-per-ip", "-1"}, nil, "--max-connections-per-ip: -1 is outside"},
+		{"per ip over total", []string{"--max-connections", "10", "--max-connections-per-ip", "11"}, nil, "--max-connections-per-ip"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.CommandContext(relaytest.Context(t, 15*time.Second), bin,
+				append([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, tt.args...)...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit: %v, want code 2\n%s", err, out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("output does not say %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// TestSlowlorisCutOff: a client that trickles its headers, a byte at a time, loses the
+// connection once the read timeout (10 s and the largest body at 64 KiB/s) is over.
+func TestSlowlorisCutOff(t *testing.T) {
+	t.Parallel()
+	r := relaytest.Start(t, relaytest.Options{Args: []string{"--max-body-size", "1024"}})
+	conn, err := net.DialTimeout("tcp", r.Addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+		}
+	}()
+	head := "GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Slow: " + strings.Repeat("s", 100)
+	for i := 0; i < len(head); i++ {
+		select {
+		case d := <-closed:
+			if d < 9*time.Second {
+				t.Errorf("connection closed after %s, before the read timeout", d)
+			}
+			checkAlive(t, r)
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		if _, err := conn.Write([]byte{head[i]}); err != nil {
+			break
+		}
+	}
+	select {
+	case d := <-closed:
+		t.Logf("closed after %s", d)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a connection trickling its headers is still open after %s", time.Since(start))
+	}
+}
