@@ -141,7 +141,7 @@ func (s *Server) patchEndpoint(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	s.log.Info("endpoint updated", "endpoint_id", id, "url", logURL(ep.URL), "event_types", ep.EventTypes,
-		"active", ep.Active, "disabled_reason", ep.DisabledReason)
+		"active", ep.Active, "disabled_reason", logOptional(ep.DisabledReason))
 	writeJSON(ctx, fasthttp.StatusOK, ep)
 }
 
