@@ -1,12 +1,13 @@
 package relay
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// Bounds on reading a refused body before answering 413.
+// Bounds on reading a refused body (or header block) before answering 413 (or 431).
 const (
 	drainMaxBytes = 4 << 20
 	drainMaxTime  = 2 * time.Second
@@ -38,5 +39,33 @@ func drainRefusedBody(ctx *fasthttp.RequestCtx) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// drainRefusedHeaders is drainRefusedBody for a header block over the read buffer (431): it
+// reads what remains of the headers, up to their blank line, under the same bounds, so that
+// a client still writing them gets the 431 rather than a reset.
+func drainRefusedHeaders(ctx *fasthttp.RequestCtx) {
+	conn := ctx.Conn()
+	if conn == nil {
+		return
+	}
+	end := []byte("\r\n\r\n")
+	deadline := time.Now().Add(drainMaxTime)
+	buf := make([]byte, 32<<10)
+	var tail []byte // the last bytes read, for a blank line split across reads
+	for n := 0; n < drainMaxBytes; {
+		now := time.Now()
+		if !now.Before(deadline) {
+			return
+		}
+		_ = conn.SetReadDeadline(now.Add(min(drainIdle, deadline.Sub(now))))
+		m, err := conn.Read(buf)
+		n += m
+		tail = append(tail, buf[:m]...)
+		if bytes.Contains(tail, end) || err != nil {
+			return
+		}
+		tail = append(tail[:0], tail[max(0, len(tail)-len(end)+1):]...)
 	}
 }

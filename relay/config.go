@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
 	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
@@ -29,6 +30,8 @@ type Config struct {
 	AllowPrivateNetworks bool
 	Fsync                string
 	MaxBodySize          int
+	MaxConnections       int
+	MaxConnsPerIP        int
 	MaxInFlight          int
 	HistoryLimit         int
 	ShutdownTimeout      time.Duration
@@ -50,6 +53,9 @@ type Config struct {
 // rest of an event's record.
 const MaxBodySizeLimit = wal.MaxRecordSize - 1<<20
 
+// MinTokenLength is the shortest API token the relay accepts, in characters.
+const MinTokenLength = 16
+
 // ErrUsage is a configuration the relay refuses to start with.
 var ErrUsage = errors.New("usage")
 
@@ -67,7 +73,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
 	var allowHTTP, allowPrivate, walRepair string
-	var historyCache string
+	var historyCache, maxConns, maxConnsPerIP string
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
@@ -81,6 +87,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Var((*boolText)(&allowPrivate), "allow-private-networks", "allow destinations on loopback, private, link-local or unspecified addresses")
 	fs.StringVar(&c.Fsync, "fsync", env("BLAMETRAIL_FSYNC", "batch"), "batch (group commit), always, or none (unsafe)")
 	fs.StringVar(&maxBody, "max-body-size", env("BLAMETRAIL_MAX_BODY_SIZE", "262144"), "largest request body in bytes")
+	fs.StringVar(&maxConns, "max-connections", env("BLAMETRAIL_MAX_CONNECTIONS", "10000"), "connections served at once; more are answered 503 and closed")
+	fs.StringVar(&maxConnsPerIP, "max-connections-per-ip", env("BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "0"), "connections served at once from one client address, answered 429 beyond (0 = no limit: a sidecar's application connects from 127.0.0.1)")
 	fs.StringVar(&maxInFlight, "max-in-flight", env("BLAMETRAIL_MAX_IN_FLIGHT", "16"), "attempts in flight per endpoint")
 	fs.StringVar(&history, "history-limit", env("BLAMETRAIL_HISTORY_LIMIT", "100"), "finished deliveries kept per endpoint")
 	fs.StringVar(&shutdown, "shutdown-timeout", env("BLAMETRAIL_SHUTDOWN_TIMEOUT", "15s"), "how long shutdown waits for in-flight requests and attempts")
@@ -115,6 +123,13 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	// An event's record holds its body plus the envelope, the idempotency key and the fan-out:
 	// keep a megabyte of the WAL's largest record for those.
 	c.MaxBodySize = p.integer("max-body-size", maxBody, 1024, MaxBodySizeLimit)
+	c.MaxConnections = p.integer("max-connections", maxConns, 1, 1_000_000)
+	// No per-address limit by default: in the sidecar case every ingest request comes from
+	// the application on 127.0.0.1, and a cap would throttle it, not an attacker.
+	c.MaxConnsPerIP = p.integer("max-connections-per-ip", maxConnsPerIP, 0, 1_000_000)
+	if c.MaxConnsPerIP > c.MaxConnections {
+		p.check("max-connections-per-ip", fmt.Errorf("%d is more than --max-connections %d", c.MaxConnsPerIP, c.MaxConnections))
+	}
 	c.MaxInFlight = p.integer("max-in-flight", maxInFlight, 1, 4096)
 	c.HistoryLimit = p.integer("history-limit", history, 1, 1_000_000)
 	c.AllowHTTP = p.boolean("allow-http", allowHTTP)
@@ -138,6 +153,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("log-format", fmt.Errorf("%q is not text or json", c.LogFormat))
 	}
 	p.check("log-level", c.LogLevel.UnmarshalText([]byte(level)))
+	c.APIToken = p.token(c.APIToken)
 	if c.Listen == "" {
 		p.check("listen", errors.New("must not be empty"))
 	}
@@ -153,6 +169,21 @@ func (p *parser) check(flag string, err error) {
 	if err != nil && p.err == nil {
 		p.err = fmt.Errorf("%w: --%s: %v", ErrUsage, flag, err)
 	}
+}
+
+// token trims surrounding whitespace from the API token, as loadToken does for the file: a
+// Kubernetes secret made with --from-file ends in a newline. Set but blank or shorter than
+// MinTokenLength is an error; the message never holds the token.
+func (p *parser) token(v string) string {
+	t := strings.TrimSpace(v)
+	switch {
+	case v == "":
+	case t == "":
+		p.check("api-token", fmt.Errorf("BLAMETRAIL_API_TOKEN or --api-token is set but blank: give a token of at least %d characters, or unset it to use the generated one", MinTokenLength))
+	case utf8.RuneCountInString(t) < MinTokenLength:
+		p.check("api-token", fmt.Errorf("the token from BLAMETRAIL_API_TOKEN or --api-token must be at least %d characters (surrounding whitespace not counted)", MinTokenLength))
+	}
+	return t
 }
 
 func (p *parser) duration(flag, v string, lo, hi time.Duration) time.Duration {

@@ -46,6 +46,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("Fsync = %q", c.Fsync)
 	case c.MaxBodySize != 256<<10:
 		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
+	case c.MaxConnections != 10000 || c.MaxConnsPerIP != 0:
+		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -60,11 +62,11 @@ func TestLoadConfigSources(t *testing.T) {
 	}{
 		{
 			name: "environment",
-			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "tok",
+			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "  env-token-0123456789\n",
 				"BLAMETRAIL_RETRY_SCHEDULE", "1s,2s", "BLAMETRAIL_DELIVERY_TIMEOUT", "3s", "BLAMETRAIL_DISABLE_AFTER", "4",
 				"BLAMETRAIL_ALLOW_HTTP", "true", "BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "1", "BLAMETRAIL_FSYNC", "always"),
 			check: func(t *testing.T, c relay.Config) {
-				if c.Listen != "0.0.0.0:9" || c.DataDir != "/var/lib/bt" || c.APIToken != "tok" ||
+				if c.Listen != "0.0.0.0:9" || c.DataDir != "/var/lib/bt" || c.APIToken != "env-token-0123456789" ||
 					!slices.Equal(c.RetrySchedule, []time.Duration{time.Second, 2 * time.Second}) || c.DeliveryTimeout != 3*time.Second ||
 					c.DisableAfter != 4 || !c.AllowHTTP || !c.AllowPrivateNetworks || c.Fsync != "always" {
 					t.Errorf("config = %+v", c)
@@ -73,13 +75,13 @@ func TestLoadConfigSources(t *testing.T) {
 		},
 		{
 			name: "flags override environment",
-			args: []string{"--listen", "127.0.0.1:0", "--data-dir=/tmp/x", "--api-token", "flagtok", "--retry-schedule", "5ms",
+			args: []string{"--listen", "127.0.0.1:0", "--data-dir=/tmp/x", "--api-token", "flag-token-0123456789", "--retry-schedule", "5ms",
 				"--delivery-timeout", "500ms", "--disable-after", "0", "--allow-http=false", "--allow-private-networks=false", "--fsync", "none"},
-			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "envtok",
+			env: envOf("BLAMETRAIL_LISTEN", "0.0.0.0:9", "BLAMETRAIL_DATA_DIR", "/var/lib/bt", "BLAMETRAIL_API_TOKEN", "env-token-0123456789",
 				"BLAMETRAIL_RETRY_SCHEDULE", "1s,2s", "BLAMETRAIL_DELIVERY_TIMEOUT", "3s", "BLAMETRAIL_DISABLE_AFTER", "4",
 				"BLAMETRAIL_ALLOW_HTTP", "true", "BLAMETRAIL_ALLOW_PRIVATE_NETWORKS", "true", "BLAMETRAIL_FSYNC", "always"),
 			check: func(t *testing.T, c relay.Config) {
-				if c.Listen != "127.0.0.1:0" || c.DataDir != "/tmp/x" || c.APIToken != "flagtok" ||
+				if c.Listen != "127.0.0.1:0" || c.DataDir != "/tmp/x" || c.APIToken != "flag-token-0123456789" ||
 					!slices.Equal(c.RetrySchedule, []time.Duration{5 * time.Millisecond}) || c.DeliveryTimeout != 500*time.Millisecond ||
 					c.DisableAfter != 0 || c.AllowHTTP || c.AllowPrivateNetworks || c.Fsync != "none" {
 					t.Errorf("config = %+v", c)
@@ -168,6 +170,12 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"empty listen", []string{"--listen", ""}, nil, "listen"},
 		{"empty data dir", []string{"--data-dir="}, nil, "data-dir"},
+		{"max connections zero", []string{"--max-connections", "0"}, nil, "--max-connections: 0 is outside 1..1000000"},
+		{"max connections per ip env", nil, envOf("BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "-1"), "--max-connections-per-ip: -1 is outside"},
+		{"per ip over total", nil, envOf("BLAMETRAIL_MAX_CONNECTIONS", "5", "BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "6"), "6 is more than --max-connections 5"},
+		{"token of 15 characters", []string{"--api-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_API_TOKEN or --api-token must be at least 16"},
+		{"token short after trimming", nil, envOf("BLAMETRAIL_API_TOKEN", " fifteen-chars-x\n"), "at least 16"},
+		{"blank token", nil, envOf("BLAMETRAIL_API_TOKEN", "\n"), "blank"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +189,9 @@ func TestLoadConfigRejects(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not name %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "fifteen-chars-x") {
+				t.Errorf("error %q prints the token", err)
 			}
 		})
 	}

@@ -141,7 +141,7 @@ func (s *Server) patchEndpoint(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	s.log.Info("endpoint updated", "endpoint_id", id, "url", logURL(ep.URL), "event_types", ep.EventTypes,
-		"active", ep.Active, "disabled_reason", ep.DisabledReason)
+		"active", ep.Active, "disabled_reason", logOptional(ep.DisabledReason))
 	writeJSON(ctx, fasthttp.StatusOK, ep)
 }
 
@@ -188,11 +188,9 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	if !s.allow(ctx, "GET", "HEAD") {
 		return
 	}
-	if s.ready.Load() {
-		if err := s.store.Err(); err != nil {
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
-			return
-		}
+	if s.ready.Load() && s.storageFailed() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, healthFailed)
+		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 }
@@ -206,11 +204,25 @@ func (s *Server) readiness(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
-	if err := s.store.Err(); err != nil {
-		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
+	if s.storageFailed() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, healthFailed)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// healthFailed is what the unauthenticated probes say about a failed WAL: a reason, never
+// the error, which names paths and system calls.
+var healthFailed = map[string]string{"status": "failed", "reason": "storage"}
+
+// storageFailed reports whether the WAL has failed. The first probe that sees it logs the
+// error, so the details are in the log even if the failure was logged long before.
+func (s *Server) storageFailed() bool {
+	err := s.store.Err()
+	if err != nil && s.healthLogged.CompareAndSwap(false, true) {
+		s.log.Error("health: storage failed; the relay acknowledges nothing until restarted", "err", err)
+	}
+	return err != nil
 }
 
 // allow answers 405 with an Allow header unless the method is one of methods.
@@ -320,23 +332,6 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 func (s *Server) internalError(ctx *fasthttp.RequestCtx, what string, err error) {
 	s.log.Error(what, "err", err)
 	writeError(ctx, fasthttp.StatusInternalServerError, "internal", what+" failed")
-}
-
-// handleTransportError answers requests fasthttp could not read, above all bodies over the
-// limit, in the same JSON error shape as everything else.
-func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		drainRefusedBody(ctx)
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")
-		return
-	}
-	var te interface{ Timeout() bool }
-	if errors.As(err, &te) && te.Timeout() {
-		writeError(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received in time")
-		return
-	}
-	s.log.Debug("unreadable request", "err", err)
-	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "request could not be parsed")
 }
 
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -33,6 +34,8 @@ type Server struct {
 	token  tokenCheck
 	http   *fasthttp.Server
 	ready  atomic.Bool
+	// healthLogged is set once a health probe has logged the storage failure.
+	healthLogged atomic.Bool
 }
 
 // Run starts the relay on ln and serves until ctx ends (the caller holds the data dir's
@@ -84,15 +87,20 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		Handler:                      s.handle,
 		ErrorHandler:                 s.handleTransportError,
 		Name:                         "blametrail-relay",
-		ReadTimeout:                  10 * time.Second,
-		WriteTimeout:                 10 * time.Second,
+		ReadTimeout:                  transferTimeout(cfg.MaxBodySize),
+		WriteTimeout:                 transferTimeout(cfg.MaxBodySize),
 		IdleTimeout:                  60 * time.Second,
 		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadBufferSize:               8 << 10,
+		ReadBufferSize:               readBufferSize,
+		Concurrency:                  cfg.MaxConnections,
+		MaxConnsPerIP:                cfg.MaxConnsPerIP,
 		NoDefaultDate:                false,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{log},
+		// Keeps the raw header block out of fasthttp's parse errors; what it still quotes
+		// (a refused header value) is redacted by handleTransportError and fasthttpLogger.
+		SecureErrorLogMessage: true,
 	}
 	if cfg.PprofListen != "" {
 		servePprof(cfg.PprofListen, log)
@@ -137,6 +145,28 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	return nil
 }
 
+// readBufferSize bounds a request's header block; a larger one is answered 431.
+const readBufferSize = 8 << 10
+
+// Bounds on one request's transfer, see transferTimeout.
+const (
+	transferBase = 10 * time.Second
+	slowRate     = 64 << 10 // bytes per second
+)
+
+// transferTimeout is the relay's ReadTimeout and WriteTimeout: how long a client has to send
+// one whole request (headers and body) and to take the response. transferBase covers the
+// headers, round trips and a slow fsync; on top comes the largest allowed body at slowRate,
+// 64 KiB/s (512 kbit/s, a poor mobile or congested link that is still legitimate): 14 s for
+// the default 256 KiB, about 4 minutes for the largest --max-body-size. fasthttp starts the
+// deadline when the connection is accepted (on a kept-alive one, at the request's first byte)
+// and does not extend it as bytes arrive, so a client that trickles its headers or body
+// (slowloris) loses its connection within this bound, and --max-connections caps how many
+// such connections can be held at once.
+func transferTimeout(maxBody int) time.Duration {
+	return transferBase + time.Duration(maxBody)*time.Second/slowRate
+}
+
 // loadToken returns the configured token, or the one stored in the data dir, generating it
 // on first start. The token itself is never logged.
 func loadToken(cfg Config, log *slog.Logger) (string, error) {
@@ -153,6 +183,9 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
 			return "", fmt.Errorf("relay: %s is empty: delete it to generate a new token", path)
+		}
+		if utf8.RuneCountInString(tok) < MinTokenLength {
+			return "", fmt.Errorf("relay: the token in %s is shorter than %d characters: replace it, or delete the file to generate a new token", path, MinTokenLength)
 		}
 		log.Info("api token loaded", "path", path)
 		return tok, nil
@@ -182,11 +215,4 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("api token generated", "path", path)
 	return tok, nil
-}
-
-// fasthttpLogger routes fasthttp's own messages into slog.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
 }

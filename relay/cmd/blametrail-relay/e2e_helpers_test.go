@@ -240,9 +240,15 @@ func (l *lockedBuffer) String() string {
 // for its "relay listening" line. It is killed at cleanup if still running.
 func startRaw(t *testing.T, args ...string) *rawRelay {
 	t.Helper()
+	return startRawEnv(t, nil, args...)
+}
+
+// startRawEnv is startRaw with env added to the process's environment.
+func startRawEnv(t *testing.T, env []string, args ...string) *rawRelay {
+	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := exec.Command(relaytest.Binary(t), args...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
