@@ -306,7 +306,7 @@ func (s *Store) writeSnapshotFile(c *capture) (size int64, err error) {
 			}
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(&syncingWriter{f: f}, 256<<10)
 	cw := &countingWriter{w: bw}
 	if err := c.write(cw); err != nil {
 		return 0, fmt.Errorf("write %s: %w", tmp, err)
@@ -386,6 +386,27 @@ func (s *Store) Err() error {
 		return nil
 	}
 	return s.wal.Err()
+}
+
+// syncingWriter fsyncs the snapshot file every snapshotSyncEvery bytes as it is written. One
+// fsync of a few hundred MiB at the end would hold the file system's journal while it flushes,
+// and the WAL's own fsyncs (every acknowledgement) would wait behind it; small steps let them
+// interleave.
+type syncingWriter struct {
+	f       wal.File
+	pending int
+}
+
+const snapshotSyncEvery = 8 << 20
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pending += n
+	if err == nil && w.pending >= snapshotSyncEvery {
+		w.pending = 0
+		err = w.f.Sync()
+	}
+	return n, err
 }
 
 type countingWriter struct {
