@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -116,6 +119,8 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	s.store = st
 	s.engine.SetStore(st)
 	s.engine.Start()
+	stopSnapshots := snapshotOnSignal(st, log)
+	defer stopSnapshots()
 	s.ready.Store(true)
 	log.Info("relay listening", "addr", ln.Addr().String(), "version", cfg.Version,
 		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
@@ -124,6 +129,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	select {
 	case err := <-serveErr:
 		_ = s.engine.Stop(context.Background())
+		stopSnapshots()
 		_ = st.Close()
 		return fmt.Errorf("relay: serve: %w", err)
 	case <-ctx.Done():
@@ -138,6 +144,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	if err := s.engine.Stop(sctx); err != nil {
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
 	}
+	stopSnapshots()
 	if err := st.Close(); err != nil {
 		log.Error("close state", "err", err)
 	}
@@ -215,4 +222,36 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("api token generated", "path", path)
 	return tok, nil
+}
+
+// snapshotOnSignal takes a snapshot whenever the process gets SIGUSR1: an operator about to
+// copy the data dir (a backup) gets a short log to go with it, and the benchmark harness
+// measures ingest during a snapshot of a known state. The returned stop waits for a snapshot
+// under way, so the store is never closed under it; calling it twice is fine.
+func snapshotOnSignal(st *store.Store, log *slog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-sigs:
+				log.Info("snapshot requested (SIGUSR1)")
+				if err := st.Snapshot(); err != nil {
+					log.Error("requested snapshot failed", "err", err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(quit)
+			<-done
+		})
+	}
 }
