@@ -71,6 +71,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: remove stale %s: %w", tmpSnapshotName, err)
 	}
 
+	// The newest snapshot, else the previous one, else the whole log. Each try starts from an
+	// empty store: a snapshot that fails part way has already restored some of itself.
 	var newestErr error
 	for _, name := range []string{snapshotName, prevSnapshotName, ""} {
 		s, err := newStore(opts)
@@ -82,20 +84,19 @@ func Open(opts Options) (*Store, error) {
 		var from wal.Position
 		if name != "" {
 			from, err = s.loadSnapshot(name)
-			switch {
-			case errors.Is(err, fs.ErrNotExist) && name == snapshotName:
-				continue // no snapshot yet, or a crash between the two renames of a snapshot
-			case errors.Is(err, fs.ErrNotExist):
-				continue
-			case err != nil:
-				if name == snapshotName {
+			if err != nil {
+				if name == snapshotName && !errors.Is(err, fs.ErrNotExist) {
 					newestErr = err
 					log.Error("newest snapshot is unusable; trying the previous snapshot and the WAL after it",
 						"file", s.persist.path(name), "err", err)
-				} else {
-					log.Error("previous snapshot is unusable too", "file", s.persist.path(name), "err", err)
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					log.Error("previous snapshot is unusable", "file", s.persist.path(name), "err", err)
 				}
 				continue
+			}
+			if name == prevSnapshotName && newestErr == nil {
+				// A crash between a snapshot's two renames leaves only the previous one.
+				log.Warn("no newest snapshot; starting from the previous one and the WAL after it", "file", s.persist.path(name))
 			}
 		}
 		if err := s.openWAL(from, start); err != nil {
@@ -110,12 +111,12 @@ func Open(opts Options) (*Store, error) {
 			}
 			return nil, err
 		}
-		if name != snapshotName && newestErr != nil {
+		if newestErr != nil {
 			s.moveAsideDamaged()
 		}
 		return s, nil
 	}
-	panic("unreachable")
+	return nil, errors.New("store: no way to open the state") // not reached: the last try always returns
 }
 
 // openWAL replays the log from `from` and starts the snapshot loop.
