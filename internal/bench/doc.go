@@ -4,7 +4,8 @@
 // duplicates, each beside a baseline measured in the same run (the same client posting the
 // same bodies straight to the same receiver) so figures compare across machines.
 //
-// It owns: launching and stopping relay processes (never leaving one behind), receivers,
+// It owns: the relay processes of a run (started, watched and stopped through
+// internal/relayproc, which never leaves one behind; this package reads their logs), receivers,
 // load generation, per-event bookkeeping, statistics and the report. It never imports the
 // relay's server packages (it measures what users run), never talks to anything but
 // 127.0.0.1, and every loop it runs is bounded in count and in time.

@@ -1,43 +1,31 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
+	"github.com/blametrail/terraform-provider-blametrail/internal/relayproc"
 )
 
 // RelayPackage is the import path of the relay binary.
-const RelayPackage = "github.com/blametrail/terraform-provider-blametrail/relay/cmd/blametrail-relay"
+const RelayPackage = relayproc.Package
 
 // BuildRelay compiles the relay (no race detector: this is a benchmark) into dir and returns
 // the binary's path. It runs the go command in the current directory, which must be inside
 // the module.
 func BuildRelay(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "blametrail-relay")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "-ldflags", "-X main.version=bench", RelayPackage)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build relay: %v\n%s", err, out)
-	}
-	return bin, nil
+	return relayproc.Build(ctx, relayproc.BuildOptions{Dir: dir, Version: "bench"})
 }
 
 // RelayOptions says how to start a relay.
@@ -60,30 +48,23 @@ type Relay struct {
 	DataDir string
 	Client  *apiclient.Client
 
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
+	proc   *relayproc.Process
 	logs   *logWatch
 	ownDir bool
 	keep   bool
 }
 
-// live holds every relay this process started and has not reaped, so KillAll can end them
-// on Ctrl-C or a fatal error.
-var live sync.Map // *Relay → struct{}
-
 // KillAll sends SIGKILL to every relay still running and waits (bounded) for each to end.
-func KillAll() {
-	live.Range(func(k, _ any) bool {
-		k.(*Relay).Kill()
-		return true
-	})
-}
+func KillAll() { relayproc.KillAll() }
+
+// startLog is how much of a relay's raw output is kept, for the error of a failed start; the
+// harness's own record of the log is the bounded summary logWatch keeps.
+const startLog = 64 << 10
 
 // StartRelay runs the relay on 127.0.0.1 with a port the kernel picks and waits until it
 // logs "relay listening".
 func StartRelay(ctx context.Context, opts RelayOptions) (*Relay, error) {
-	r := &Relay{DataDir: opts.DataDir, keep: opts.Keep}
+	r := &Relay{DataDir: opts.DataDir, keep: opts.Keep, logs: newLogWatch()}
 	if r.DataDir == "" {
 		dir, err := os.MkdirTemp("", "blametrail-bench-data-")
 		if err != nil {
@@ -98,53 +79,14 @@ func StartRelay(ctx context.Context, opts RelayOptions) (*Relay, error) {
 	args := append([]string{
 		"--listen", "127.0.0.1:0", "--data-dir", r.DataDir, "--api-token", r.Token, "--log-format", "json",
 	}, opts.Args...)
-	r.cmd = exec.Command(opts.Bin, args...)
-	dieWithParent(r.cmd)
-	r.cmd.Stdout = io.Discard
-	stderr, err := r.cmd.StderrPipe()
+	p, err := relayproc.Start(ctx, relayproc.Options{Bin: opts.Bin, Args: args,
+		Log: relayproc.NewLog(startLog), OnLine: r.logs.line, StartTimeout: opts.StartTimeout})
 	if err != nil {
 		r.removeDir()
 		return nil, err
 	}
-	r.logs = newLogWatch()
-	if err := r.cmd.Start(); err != nil {
-		r.removeDir()
-		return nil, fmt.Errorf("start relay: %w", err)
-	}
-	live.Store(r, struct{}{})
-	r.done = make(chan struct{})
-	logsDone := make(chan struct{})
-	go func() {
-		defer close(logsDone)
-		r.logs.consume(stderr)
-	}()
-	go func() {
-		<-logsDone // Wait closes the pipe; read it to the end first
-		r.err = r.cmd.Wait()
-		live.Delete(r)
-		close(r.done)
-	}()
-
-	timeout := opts.StartTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case addr := <-r.logs.listening:
-		r.Addr, r.URL = addr, "http://"+addr
-	case <-r.done:
-		err := fmt.Errorf("relay exited before listening: %v\n%s", r.err, r.logs.Tail(40))
-		r.removeDir()
-		return nil, err
-	case <-t.C:
-		r.Close()
-		return nil, fmt.Errorf("relay did not listen within %s\n%s", timeout, r.logs.Tail(40))
-	case <-ctx.Done():
-		r.Close()
-		return nil, ctx.Err()
-	}
+	r.proc = p
+	r.Addr, r.URL = p.Addr(), p.URL()
 	// Admin calls on a relay with a million pending deliveries may take a while (a re-enable
 	// resumes all of them in one request), so the client waits longer than usual.
 	c, err := apiclient.New(r.URL, r.Token, apiclient.WithUserAgent("blametrail-bench"),
@@ -158,44 +100,16 @@ func StartRelay(ctx context.Context, opts RelayOptions) (*Relay, error) {
 }
 
 // PID is the relay's process id.
-func (r *Relay) PID() int { return r.cmd.Process.Pid }
+func (r *Relay) PID() int { return r.proc.PID() }
 
 // Exited reports whether the process has ended, and its error if so.
-func (r *Relay) Exited() (bool, error) {
-	select {
-	case <-r.done:
-		return true, r.err
-	default:
-		return false, nil
-	}
-}
+func (r *Relay) Exited() (bool, error) { return r.proc.Exited() }
 
 // Stop sends SIGTERM and waits up to grace for the relay to exit, then SIGKILLs it.
-func (r *Relay) Stop(grace time.Duration) {
-	if ok, _ := r.Exited(); ok {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-r.done:
-	case <-t.C:
-		r.Kill()
-	}
-}
+func (r *Relay) Stop(grace time.Duration) { _ = r.proc.Stop(grace) }
 
 // Kill sends SIGKILL and waits (at most 10 s) for the process to be reaped.
-func (r *Relay) Kill() {
-	if ok, _ := r.Exited(); ok {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (r *Relay) Kill() { _ = r.proc.Kill() }
 
 // Close stops the relay (SIGTERM, then SIGKILL after 10 s) and removes its data directory
 // unless it was kept or supplied by the caller.
@@ -236,8 +150,6 @@ type LogSummary struct {
 // and warnings by message, keeps the last lines and anything that is not JSON (a panic), all
 // within fixed bounds so a relay that logs a million lines costs the harness no memory.
 type logWatch struct {
-	listening chan string
-
 	mu       sync.Mutex
 	lines    int64
 	bytes    int64
@@ -259,71 +171,49 @@ const (
 
 func newLogWatch() *logWatch {
 	return &logWatch{
-		listening: make(chan string, 1),
-		byLevel:   map[string]int64{},
-		warnings:  map[string]int64{},
-		tail:      make([]string, 0, logTailLines),
+		byLevel:  map[string]int64{},
+		warnings: map[string]int64{},
+		tail:     make([]string, 0, logTailLines),
 	}
 }
 
-func (w *logWatch) consume(rd io.Reader) {
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+// line takes one line of the relay's output (relayproc's line callback: one goroutine, in
+// order, the slice not kept).
+func (w *logWatch) line(line []byte) {
+	level, isJSON := levelOf(line)
+	// Decode only the lines that matter, outside the lock: snapshots, and warnings and errors
+	// (counted by message).
+	var snap SnapshotWindow
+	var isSnap, isWarn bool
 	var entry struct {
-		Level string `json:"level"`
-		Msg   string `json:"msg"`
-		Addr  string `json:"addr"`
+		Msg string `json:"msg"`
 	}
-	for sc.Scan() {
-		line := sc.Bytes()
-		level, isJSON := levelOf(line)
-		w.mu.Lock()
-		w.lines++
-		w.bytes += int64(len(line)) + 1
-		w.byLevel[level]++
-		if len(w.tail) < logTailLines {
-			w.tail = append(w.tail, string(line))
-		} else {
-			w.tail[w.tailNext] = string(line)
-			w.tailNext = (w.tailNext + 1) % logTailLines
-		}
-		if !isJSON && len(w.crash) < logCrashLines {
-			w.crash = append(w.crash, string(line))
-		}
-		w.mu.Unlock()
-		if level == "INFO" {
-			if sw, ok := parseSnapshotLine(line); ok {
-				w.mu.Lock()
-				if len(w.snaps) < logSnapshots {
-					w.snaps = append(w.snaps, sw)
-				}
-				w.mu.Unlock()
-				continue
-			}
-		}
-		// Decode only the few lines that matter: the listen line and warnings.
-		if !isJSON || (level == "INFO" && !bytes.Contains(line, []byte(`"relay listening"`))) {
-			continue
-		}
-		entry.Msg, entry.Addr = "", ""
-		if json.Unmarshal(line, &entry) != nil {
-			continue
-		}
-		if entry.Msg == "relay listening" && entry.Addr != "" {
-			select {
-			case w.listening <- entry.Addr:
-			default:
-			}
-		}
-		if level == "WARN" || level == "ERROR" {
-			w.mu.Lock()
-			if _, ok := w.warnings[entry.Msg]; ok || len(w.warnings) < logWarnKinds {
-				w.warnings[entry.Msg]++
-			}
-			w.mu.Unlock()
-		}
+	switch level {
+	case "INFO":
+		snap, isSnap = parseSnapshotLine(line)
+	case "WARN", "ERROR":
+		isWarn = json.Unmarshal(line, &entry) == nil
 	}
-	_, _ = io.Copy(io.Discard, rd)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines++
+	w.bytes += int64(len(line)) + 1
+	w.byLevel[level]++
+	if len(w.tail) < logTailLines {
+		w.tail = append(w.tail, string(line))
+	} else {
+		w.tail[w.tailNext] = string(line)
+		w.tailNext = (w.tailNext + 1) % logTailLines
+	}
+	if !isJSON && len(w.crash) < logCrashLines {
+		w.crash = append(w.crash, string(line))
+	}
+	if isSnap && len(w.snaps) < logSnapshots {
+		w.snaps = append(w.snaps, snap)
+	}
+	if _, ok := w.warnings[entry.Msg]; isWarn && (ok || len(w.warnings) < logWarnKinds) {
+		w.warnings[entry.Msg]++
+	}
 }
 
 // levelOf finds slog's "level" field without decoding the line.
@@ -337,23 +227,6 @@ func levelOf(line []byte) (string, bool) {
 		}
 	}
 	return "other", true
-}
-
-// Tail returns up to n of the last lines.
-func (w *logWatch) Tail(n int) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var all []string
-	if len(w.tail) < logTailLines {
-		all = w.tail
-	} else {
-		all = append(append([]string(nil), w.tail[w.tailNext:]...), w.tail[:w.tailNext]...)
-	}
-	all = append(append([]string(nil), w.crash...), all...)
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	return strings.Join(all, "\n")
 }
 
 func (w *logWatch) Summary() LogSummary {

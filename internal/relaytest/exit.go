@@ -1,13 +1,11 @@
 package relaytest
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/relayproc"
 )
 
 // ExitResult is how a run that was expected to stop by itself ended.
@@ -40,74 +38,30 @@ func RunToExit(t testing.TB, opts Options, timeout time.Duration) ExitResult {
 	if opts.Token == "" {
 		opts.Token = randomToken()
 	}
-	cmd := exec.Command(binary(t), opts.args()...)
-	cmd.Env = append(os.Environ(), opts.Env...)
-	listening := make(chan struct{})
-	var once sync.Once
-	out := &lineWriter{onLine: func(line string) {
-		if strings.Contains(line, `"msg":"relay listening"`) {
-			once.Do(func() { close(listening) })
-		}
-	}}
-	// One writer for both: exec then calls Write from one goroutine at a time.
-	cmd.Stdout, cmd.Stderr = out, out
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start relay: %v", err)
+	log := relayproc.NewLog(0)
+	p, err := relayproc.Launch(relayproc.Options{Bin: binary(t), Args: opts.args(), Env: opts.Env, Log: log})
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	res := ExitResult{Code: -1}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
-	case <-done:
-	case <-listening:
+	case <-p.Done():
+	case <-p.Listening():
 		res.Listening = true
-	case <-time.After(timeout):
+	case <-timer.C:
 		res.TimedOut = true
 	}
 	if !res.Exited() {
-		_ = cmd.Process.Kill()
-		<-done
+		_ = p.Kill()
 	} else {
-		res.Code = cmd.ProcessState.ExitCode()
+		res.Code = p.ExitCode()
 	}
-	res.Took = time.Since(start)
-	res.Output = out.String()
+	res.Took = time.Since(p.Started())
+	res.Output = log.String()
 	if strings.Contains(res.Output, "WARNING: DATA RACE") {
 		t.Errorf("the relay reported a data race:\n%s", res.Output)
 	}
 	return res
-}
-
-// lineWriter keeps what is written and calls onLine for each complete line.
-type lineWriter struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	part   []byte
-	onLine func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	w.part = append(w.part, p...)
-	for {
-		i := bytes.IndexByte(w.part, '\n')
-		if i < 0 {
-			break
-		}
-		w.onLine(string(w.part[:i]))
-		w.part = w.part[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -31,8 +31,8 @@ func StartMain(opts Options) (r *Relay, stop func() error, err error) {
 		if tmp != "" {
 			_ = os.RemoveAll(tmp)
 		}
-		if r.logs != nil && strings.Contains(r.logs.String(), "WARNING: DATA RACE") {
-			return fmt.Errorf("the relay reported a data race:\n%s", r.logs.String())
+		if logs := r.Logs(); strings.Contains(logs, "WARNING: DATA RACE") {
+			return fmt.Errorf("the relay reported a data race:\n%s", logs)
 		}
 		return nil
 	}
@@ -45,10 +45,7 @@ func StartMain(opts Options) (r *Relay, stop func() error, err error) {
 		if !ok {
 			panic(v)
 		}
-		if r.cmd != nil && r.done != nil {
-			r.Kill()
-		}
-		_ = stop()
+		_ = stop() // a failed start has already killed the relay
 		r, stop, err = nil, nil, f.err
 	}()
 	r.start()

@@ -3,37 +3,29 @@
 // runs it on 127.0.0.1 with a port the kernel picks, and hands back its URL, token and an
 // admin client. Tests outside the relay use it instead of importing the relay's server
 // package, so they exercise what users run. It also provides recording receivers.
+//
+// Building, starting, watching and stopping the process is internal/relayproc's; this package
+// adds the test defaults (flags, data dir, token), the admin client, the data race check and
+// failing the test.
 package relaytest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
+	"github.com/blametrail/terraform-provider-blametrail/internal/relayproc"
 )
 
-const pkg = "github.com/blametrail/terraform-provider-blametrail/relay/cmd/blametrail-relay"
-
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// builder builds the relay once per test process, with -race when the tests have it.
+var builder = relayproc.Builder{Race: relayproc.RaceEnabled, Version: "test"}
 
 // tb is the part of testing.TB a relay needs. Start passes its *testing.T; StartMain, which
 // runs in TestMain where no *testing.T exists, passes a mainTB.
@@ -51,27 +43,11 @@ func Binary(t testing.TB) string {
 
 func binary(t tb) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "blametrail-relay-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "blametrail-relay")
-		args := []string{"build", "-o", buildPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "-ldflags", "-X main.version=test", pkg)
-		out, err := exec.Command("go", args...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build relay: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := builder.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildPath
+	return bin
 }
 
 // Options says how to start a relay.
@@ -105,10 +81,10 @@ type Relay struct {
 
 	t    tb
 	opts Options
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-	err  error
+	proc *relayproc.Process // the latest run
+	// logs is shared by every run of this relay: a Restart appends, so the logs (and the data
+	// race check at cleanup) cover earlier runs.
+	logs *relayproc.Log
 }
 
 // Start runs a relay and waits until it listens. It is stopped (SIGTERM) at cleanup.
@@ -124,8 +100,8 @@ func Start(t testing.TB, opts Options) *Relay {
 	r.start()
 	t.Cleanup(func() {
 		r.Stop()
-		if strings.Contains(r.logs.String(), "WARNING: DATA RACE") {
-			t.Errorf("the relay reported a data race:\n%s", r.logs.String())
+		if logs := r.Logs(); strings.Contains(logs, "WARNING: DATA RACE") {
+			t.Errorf("the relay reported a data race:\n%s", logs)
 		}
 	})
 	return r
@@ -165,55 +141,17 @@ func (opts Options) args() []string {
 
 func (r *Relay) start() {
 	r.t.Helper()
-	cmd := exec.Command(binary(r.t), r.opts.args()...)
-	cmd.Env = append(os.Environ(), r.opts.Env...)
-	// One buffer for every run of this relay: a Restart appends, so the logs (and the data
-	// race check at cleanup) cover earlier runs, and the previous run's reader, which may
-	// still be draining its pipe, never sees the field change under it.
 	if r.logs == nil {
-		r.logs = &syncBuffer{}
+		r.logs = relayproc.NewLog(0)
 	}
-	logs := r.logs
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	cmd.Stdout = logs
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start relay: %v", err)
+	p, err := relayproc.Start(context.Background(), relayproc.Options{
+		Bin: binary(r.t), Args: r.opts.args(), Env: r.opts.Env, Log: r.logs,
+	})
+	if err != nil {
+		r.t.Fatal(err)
 	}
-	r.cmd = cmd
-	r.done = make(chan struct{})
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			logs.WriteString(line + "\n")
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "relay listening" {
-				select {
-				case addrCh <- m.Addr:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		r.err = cmd.Wait()
-		pw.Close()
-		close(r.done)
-	}()
-	select {
-	case addr := <-addrCh:
-		r.Addr = addr
-		r.URL = "http://" + addr
-	case <-r.done:
-		r.t.Fatalf("relay exited before listening: %v\n%s", r.err, r.logs.String())
-	case <-time.After(60 * time.Second):
-		r.Kill()
-		r.t.Fatalf("relay did not listen within 60s\n%s", r.logs.String())
-	}
+	r.proc = p
+	r.Addr, r.URL = p.Addr(), p.URL()
 	c, err := apiclient.New(r.URL, r.Token, apiclient.WithUserAgent("relaytest"), apiclient.WithRetries(0, 0))
 	if err != nil {
 		r.t.Fatal(err)
@@ -223,10 +161,10 @@ func (r *Relay) start() {
 
 // PID is the relay's process id (that of its latest run).
 func (r *Relay) PID() int {
-	if r.cmd == nil || r.cmd.Process == nil {
+	if r.proc == nil {
 		return 0
 	}
-	return r.cmd.Process.Pid
+	return r.proc.PID()
 }
 
 // Restart starts the relay again on the same data dir (after Stop or Kill). It gets a new
@@ -238,47 +176,28 @@ func (r *Relay) Restart() {
 
 // Stop sends SIGTERM and waits for the process to end (SIGKILL after 15 s).
 func (r *Relay) Stop() {
-	if r.cmd == nil || r.exited() {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(15 * time.Second):
-		r.Kill()
+	if r.proc != nil {
+		_ = r.proc.Stop(15 * time.Second)
 	}
 }
 
 // Kill sends SIGKILL, as a crash would, and waits for the process to end.
 func (r *Relay) Kill() {
-	if r.cmd == nil || r.exited() {
-		return
+	if r.proc != nil {
+		_ = r.proc.Kill()
 	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
 }
 
 // Wait waits for the process to exit by itself and returns its error.
-func (r *Relay) Wait(timeout time.Duration) error {
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(timeout):
-		return fmt.Errorf("relay still running after %s", timeout)
-	}
-}
-
-func (r *Relay) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Relay) Wait(timeout time.Duration) error { return r.proc.Wait(timeout) }
 
 // Logs returns everything the relay wrote so far.
-func (r *Relay) Logs() string { return r.logs.String() }
+func (r *Relay) Logs() string {
+	if r.logs == nil {
+		return ""
+	}
+	return r.logs.String()
+}
 
 // Do sends a raw request to the relay (for tests of bad input) and returns status and body.
 func (r *Relay) Do(method, path, contentType, token string, body []byte) (int, []byte, http.Header) {
@@ -322,27 +241,4 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) WriteString(p string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,12 +1,11 @@
 package main_test
 
 // Helpers shared by the end-to-end tests. Every test here starts the real relay binary
-// (internal/relaytest builds it once per test process, with -race when the tests have it)
-// and talks to it only over 127.0.0.1, as users and receivers do.
+// (internal/relaytest builds it once per test process, with -race when the tests have it, and
+// internal/relayproc runs it) and talks to it only over 127.0.0.1, as users and receivers do.
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,8 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
+	"github.com/blametrail/terraform-provider-blametrail/internal/relayproc"
 	"github.com/blametrail/terraform-provider-blametrail/internal/relaytest"
 )
 
@@ -209,31 +207,13 @@ func releaseAtCleanup(t *testing.T) chan struct{} {
 	return ch
 }
 
-// rawRelay is a relay process started directly from the binary, for what relaytest does
-// not expose: its exit status, a start without --api-token.
+// rawRelay is a relay process started directly from the binary (through relayproc, as
+// relaytest does), for what relaytest does not expose: its exit status, a start without
+// --api-token.
 type rawRelay struct {
 	URL  string
-	cmd  *exec.Cmd
-	logs *lockedBuffer
-	done chan struct{}
-	err  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) write(s string) {
-	l.mu.Lock()
-	l.b.WriteString(s)
-	l.mu.Unlock()
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *relayproc.Log
+	proc *relayproc.Process
 }
 
 // startRaw runs the binary with args (plus --listen 127.0.0.1:0 --log-format json) and waits
@@ -247,80 +227,25 @@ func startRaw(t *testing.T, args ...string) *rawRelay {
 func startRawEnv(t *testing.T, env []string, args ...string) *rawRelay {
 	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
-	cmd := exec.Command(relaytest.Binary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
+	p, err := relayproc.Start(context.Background(), relayproc.Options{Bin: relaytest.Binary(t), Args: args, Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr := &rawRelay{cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start relay: %v", err)
-	}
-	addr := make(chan string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			rr.logs.write(line + "\n")
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "relay listening" {
-				select {
-				case addr <- m.Addr:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		<-scanned // Wait closes the pipe: read it to the end first
-		rr.err = cmd.Wait()
-		close(rr.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-rr.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-rr.done
-		}
-	})
-	select {
-	case a := <-addr:
-		rr.URL = "http://" + a
-	case <-rr.done:
-		t.Fatalf("relay exited before listening: %v\n%s", rr.err, rr.logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("relay did not listen within 60s\n%s", rr.logs)
-	}
-	return rr
+	t.Cleanup(func() { _ = p.Kill() })
+	return &rawRelay{URL: p.URL(), logs: p.Log(), proc: p}
 }
 
 // terminate sends SIGTERM and returns the exit code and how long the exit took.
 func (rr *rawRelay) terminate(t *testing.T, limit time.Duration) (int, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	if err := rr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := rr.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
-	select {
-	case <-rr.done:
-	case <-time.After(limit):
+	if err := rr.proc.Wait(limit); errors.Is(err, relayproc.ErrStillRunning) {
 		t.Fatalf("relay still running %s after SIGTERM\n%s", limit, rr.logs)
 	}
-	var ee *exec.ExitError
-	switch {
-	case rr.err == nil:
-		return 0, time.Since(start)
-	case errors.As(rr.err, &ee):
-		return ee.ExitCode(), time.Since(start)
-	}
-	t.Fatalf("wait: %v", rr.err)
-	return -1, 0
+	return rr.proc.ExitCode(), time.Since(start) // -1 if a signal ended it
 }
 
 // rawDo sends one request over its own TCP connection and reads the answer while the body

@@ -1,5 +1,0 @@
-//go:build race
-
-package relaytest
-
-const raceEnabled = true
