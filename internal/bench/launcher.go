@@ -108,6 +108,9 @@ func (r *Relay) Exited() (bool, error) { return r.proc.Exited() }
 // Stop sends SIGTERM and waits up to grace for the relay to exit, then SIGKILLs it.
 func (r *Relay) Stop(grace time.Duration) { _ = r.proc.Stop(grace) }
 
+// Signal sends sig to the relay process (SIGUSR1 asks it for a snapshot).
+func (r *Relay) Signal(sig os.Signal) error { return r.proc.Signal(sig) }
+
 // Kill sends SIGKILL and waits (at most 10 s) for the process to be reaped.
 func (r *Relay) Kill() { _ = r.proc.Kill() }
 

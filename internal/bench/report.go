@@ -258,28 +258,13 @@ func (h *Harness) Metrics() []Metric {
 	return out
 }
 
-// snapshotMetrics are scenario 5's rows on ingest while the relay's snapshots ran.
+// snapshotMetrics are scenario 5's rows on ingest while the relay's snapshots ran. The targets
+// judge the trickle (a light open-loop load while a snapshot of the whole backlog runs): the
+// fill saturates the relay, so its figures are shown for context, without a target.
 func snapshotMetrics(bl *BacklogResult) []Metric {
 	si := bl.Snapshot
 	if si == nil {
 		return nil
-	}
-	// Its baseline is the p99 of the same phases' POSTs that overlapped no snapshot.
-	p99 := Metric{Scenario: 5, Name: "ingest p99 during a snapshot", Value: si.P99MS, Unit: "ms",
-		Target: fmt.Sprintf("≤ %d ms", targetS5SnapP99MS), Met: yes(si.Requests > 0 && si.P99MS <= targetS5SnapP99MS)}
-	if si.OutsideRequests > 0 {
-		p99.Baseline = f64(si.OutsideP99MS)
-		if r, ok := Ratio(si.P99MS, si.OutsideP99MS); ok {
-			p99.Ratio = f64(r)
-		}
-	}
-	stall := Metric{Scenario: 5, Name: "longest ingest stall during a snapshot", Value: si.StallMS, Unit: "ms",
-		Target: fmt.Sprintf("≤ %d ms", targetS5SnapStallMS), Met: yes(si.Requests > 0 && si.StallMS <= targetS5SnapStallMS),
-		Text: fmt.Sprintf("%s (POST %s, gap %s)", FormatValue(si.StallMS, "ms"),
-			FormatValue(si.MaxPostMS, "ms"), FormatValue(si.MaxGapMS, "ms"))}
-	if si.Requests == 0 {
-		p99.Text = "n/a (no snapshot overlapped an ingest POST)"
-		stall.Text = p99.Text
 	}
 	out := []Metric{
 		{Scenario: 5, Name: "snapshots written (while posting / in all)", Value: float64(si.Snapshots), Unit: "count",
@@ -288,14 +273,43 @@ func snapshotMetrics(bl *BacklogResult) []Metric {
 		{Scenario: 5, Name: "longest snapshot capture (lock held)", Value: si.MaxCaptureMS, Unit: "ms"},
 		{Scenario: 5, Name: "largest snapshot", Value: mib(si.MaxBytes), Unit: "MiB"},
 	}
+	out = append(out, snapshotIngestRows(si, "while filling (saturated)", false)...)
 	if bl.Trickle != nil {
 		out = append(out, Metric{Scenario: 5, Name: "trickle after the fill (events acked)", Value: float64(bl.Trickle.Acked),
 			Unit: "count", Text: fmt.Sprintf("%s at %d/s, POST→202 p99 %s", group(bl.Trickle.Acked), trickleRate,
 				FormatValue(bl.Trickle.AckTime.P99, "ms"))})
 	}
-	return append(out,
-		Metric{Scenario: 5, Name: "ingest POSTs overlapping a snapshot", Value: float64(si.Requests), Unit: "count"},
-		p99, stall)
+	if ti := bl.TrickleSnapshot; ti != nil {
+		out = append(out, snapshotIngestRows(ti, fmt.Sprintf("at %d/s", trickleRate), true)...)
+	}
+	return out
+}
+
+// snapshotIngestRows are the POST count, p99 and longest stall of ingest overlapping
+// snapshots, judged against the targets when judged is set.
+func snapshotIngestRows(si *SnapshotIngest, load string, judged bool) []Metric {
+	p99 := Metric{Scenario: 5, Name: "ingest p99 during a snapshot, " + load, Value: si.P99MS, Unit: "ms"}
+	if si.OutsideRequests > 0 {
+		p99.Baseline = f64(si.OutsideP99MS)
+		if r, ok := Ratio(si.P99MS, si.OutsideP99MS); ok {
+			p99.Ratio = f64(r)
+		}
+	}
+	stall := Metric{Scenario: 5, Name: "longest ingest stall during a snapshot, " + load, Value: si.StallMS, Unit: "ms",
+		Text: fmt.Sprintf("%s (POST %s, gap %s)", FormatValue(si.StallMS, "ms"),
+			FormatValue(si.MaxPostMS, "ms"), FormatValue(si.MaxGapMS, "ms"))}
+	if judged {
+		p99.Target, p99.Met = fmt.Sprintf("≤ %d ms", targetS5SnapP99MS), yes(si.Requests > 0 && si.P99MS <= targetS5SnapP99MS)
+		stall.Target, stall.Met = fmt.Sprintf("≤ %d ms", targetS5SnapStallMS), yes(si.Requests > 0 && si.StallMS <= targetS5SnapStallMS)
+	}
+	if si.Requests == 0 {
+		p99.Text = "n/a (no snapshot overlapped an ingest POST)"
+		stall.Text = p99.Text
+	}
+	return []Metric{
+		{Scenario: 5, Name: "ingest POSTs overlapping a snapshot, " + load, Value: float64(si.Requests), Unit: "count"},
+		p99, stall,
+	}
 }
 
 func ackP99(l *LoadResult) float64 {

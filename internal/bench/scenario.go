@@ -186,12 +186,14 @@ type BacklogResult struct {
 	WALBytesAtEnd  int64   `json:"data_dir_bytes_after_drain"`
 	WALBytesAtStop int64   `json:"data_dir_bytes_after_stop"`
 
-	// Trickle is the phase after the fill (with BacklogSnapshotInterval): a few events/s
-	// posted until a snapshot of the whole backlog has run.
+	// Trickle is the phase after the fill: a few events/s posted while a snapshot of the
+	// whole backlog, asked for with SIGUSR1, runs.
 	Trickle *LoadResult `json:"trickle,omitempty"`
-	// Snapshot is ingest while the relay's snapshots ran, over the fill and the trickle.
-	Snapshot  *SnapshotIngest  `json:"snapshot_ingest,omitempty"`
-	Snapshots []SnapshotWindow `json:"snapshots,omitempty"` // as the relay logged them
+	// Snapshot is ingest while the relay's snapshots ran, over the fill and the trickle;
+	// TrickleSnapshot over the trickle alone (light load: the snapshot's own cost).
+	Snapshot        *SnapshotIngest  `json:"snapshot_ingest,omitempty"`
+	TrickleSnapshot *SnapshotIngest  `json:"trickle_snapshot_ingest,omitempty"`
+	Snapshots       []SnapshotWindow `json:"snapshots,omitempty"` // as the relay logged them
 }
 
 // Harness runs scenarios against one relay binary.

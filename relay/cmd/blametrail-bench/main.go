@@ -49,7 +49,7 @@ func run() int {
 	slow := fs.Duration("slow-latency", d.SlowLatency, "scenario 4: the slow endpoint's answer time")
 	drain := fs.Duration("drain-timeout", d.DrainTimeout, "scenarios 1–4: longest wait for every delivery after the posts end")
 	backlogDrain := fs.Duration("backlog-drain-timeout", d.BacklogDrainTimeout, "scenario 5: longest wait for the drain")
-	backlogSnap := fs.Duration("backlog-snapshot-interval", d.BacklogSnapshotInterval, "scenario 5: pass this --snapshot-interval to the relay and, after the fill, post a trickle of events until a snapshot of the whole backlog has run (0: the relay's default; only the fill's snapshots are measured)")
+	backlogSnap := fs.Duration("backlog-snapshot-interval", d.BacklogSnapshotInterval, "scenario 5: also pass this --snapshot-interval to the relay (0: the relay's default). The trickle after the fill asks for a snapshot of the whole backlog with SIGUSR1 either way")
 	backlogFill := fs.Duration("backlog-fill-timeout", d.BacklogFillTimeout, "scenario 5: longest time spent queueing the backlog")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's own CPU profile (not the relay's) to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
