@@ -44,6 +44,7 @@ type Config struct {
 	SnapshotInterval     time.Duration
 	MemoryLimit          int64
 	PprofListen          string
+	MetricsListen        string
 	LogFormat            string
 	LogLevel             slog.Level
 	Version              string
@@ -102,6 +103,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
 	fs.StringVar(&memLimit, "memory-limit", env("BLAMETRAIL_MEMORY_LIMIT", "402653184"), "soft memory limit in bytes for the Go runtime (0 = none; GOMEMLIMIT wins when set)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", env("BLAMETRAIL_PPROF_LISTEN", ""), "serve Go profiles on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", env("BLAMETRAIL_METRICS_LISTEN", ""), "also serve /metrics without auth on this address (e.g. 127.0.0.1:9090); /metrics on --listen keeps requiring the token")
 	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
 	fs.StringVar(&level, "log-level", env("BLAMETRAIL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -23,11 +23,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	path := string(ctx.Path())
+	if path == "/api/events" {
+		defer s.countIngest(ctx)
+	}
 	switch {
 	case path == "/healthz":
 		s.health(ctx)
 	case path == "/readyz":
 		s.readiness(ctx)
+	case path == metricsPath:
+		s.serveMetrics(ctx)
 	case strings.HasPrefix(path, "/api/") && !s.ready.Load():
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "starting", "the relay is recovering its state; retry shortly")

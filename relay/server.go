@@ -37,6 +37,8 @@ type Server struct {
 	token  tokenCheck
 	http   *fasthttp.Server
 	ready  atomic.Bool
+	// metrics are the Prometheus series (metrics.go).
+	metrics *relayMetrics
 	// healthLogged is set once a health probe has logged the storage failure.
 	healthLogged atomic.Bool
 }
@@ -56,6 +58,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		policy: netpolicy.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateNetworks},
 		token:  newTokenCheck(token),
 	}
+	s.metrics = newRelayMetrics()
 	s.engine = delivery.New(delivery.Config{
 		Schedule:    cfg.RetrySchedule,
 		Timeout:     cfg.DeliveryTimeout,
@@ -63,6 +66,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		Policy:      s.policy,
 		UserAgent:   "BlameTrail-Webhooks/" + cfg.Version,
 		Logger:      log,
+		Observer:    s.metrics.m,
 	})
 	sync, err := wal.ParseSyncPolicy(cfg.Fsync)
 	if err != nil {
@@ -85,6 +89,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		OnStop:           s.engine.Drop,
 		Logger:           log,
 	}
+	s.metrics.instrument(&storeOpts)
 
 	s.http = &fasthttp.Server{
 		Handler:                      s.handle,
@@ -108,6 +113,13 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	if cfg.PprofListen != "" {
 		servePprof(cfg.PprofListen, log)
 	}
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := listenMetrics(cfg.MetricsListen, s.metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics(context.Background())
+	}
 	// Serve first, so /healthz answers and /readyz says 503 while the WAL replays.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(ln) }()
@@ -117,6 +129,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		return fmt.Errorf("relay: recover state from %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
+	s.metrics.m.SetState(st)
 	s.engine.SetStore(st)
 	s.engine.Start()
 	stopSnapshots := snapshotOnSignal(st, log)

@@ -30,6 +30,8 @@ type Config struct {
 	Policy      netpolicy.Policy
 	UserAgent   string
 	Logger      *slog.Logger
+	// Observer, when set, is told of every attempt, finished delivery and auto-disable.
+	Observer Observer
 }
 
 // Engine schedules and performs attempts. Create it with New, feed it with Ready, Start it,
@@ -254,6 +256,7 @@ func (e *Engine) attempt(job store.Job) {
 		// a body lost to disk damage ends as a failed delivery instead of a retry every second.
 		res.attempt = store.Attempt{N: job.N, At: time.Now().UTC().Truncate(time.Millisecond),
 			Error: truncateError("payload unreadable: " + job.PayloadErr.Error())}
+		res.class = ResultLocal
 	} else {
 		res = e.sender.send(job)
 	}
@@ -270,6 +273,9 @@ func (e *Engine) attempt(job store.Job) {
 		e.log.Error("record attempt", "delivery_id", job.Delivery.String(), "endpoint_id", job.EndpointID, "err", err)
 		return
 	}
+	if o := e.cfg.Observer; o != nil {
+		e.observe(o, job, res, out, disabled)
+	}
 	attrs := []any{"delivery_id", job.Delivery.String(), "endpoint_id", job.EndpointID, "event_type", job.EventType,
 		"attempt", job.N, "status_code", res.attempt.StatusCode, "duration_ms", res.attempt.DurationMS}
 	if res.attempt.Error != "" {
@@ -285,6 +291,20 @@ func (e *Engine) attempt(job store.Job) {
 	}
 	if disabled != "" {
 		e.log.Warn("endpoint disabled", "endpoint_id", job.EndpointID, "reason", disabled)
+	}
+}
+
+// observe tells o about an attempt whose outcome is recorded.
+func (e *Engine) observe(o Observer, job store.Job, res result, out store.Outcome, disabled string) {
+	o.Attempt(res.class, res.took)
+	switch {
+	case res.success:
+		o.Finished(true, time.Since(job.Accepted))
+	case out.RetryAt.IsZero():
+		o.Finished(false, 0)
+	}
+	if disabled != "" {
+		o.Disabled(disabled)
 	}
 }
 

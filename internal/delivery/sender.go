@@ -72,6 +72,8 @@ type result struct {
 	success    bool
 	gone       bool
 	retryAfter time.Duration
+	class      Result
+	took       time.Duration
 }
 
 func newSender(cfg Config) *sender {
@@ -113,14 +115,20 @@ func (s *sender) send(job store.Job) result {
 	start := time.Now()
 	res := result{attempt: store.Attempt{N: job.N, At: start.UTC().Truncate(time.Millisecond)}}
 	code, retryAfter, err := s.do(job, start)
-	res.attempt.DurationMS = time.Since(start).Milliseconds()
+	res.took = time.Since(start)
+	res.attempt.DurationMS = res.took.Milliseconds()
 	res.attempt.StatusCode = code
 	res.retryAfter = retryAfter
+	res.class = ResultHTTPError
 	switch {
 	case err != "":
 		res.attempt.Error = truncateError(err)
+		if code == 0 { // a redirect has its status and an error
+			res.class = classify(err)
+		}
 	case code >= 200 && code < 300:
 		res.success = true
+		res.class = ResultSuccess
 	case code == fasthttp.StatusGone:
 		res.gone = true
 	}

@@ -230,9 +230,11 @@ func coreReason(ep api.Endpoint) string {
 	return *ep.DisabledReason
 }
 
-// coreView is everything the API shows of a store, as JSON, for comparing two stores.
+// coreView is everything the API shows of a store, as JSON, for comparing two stores. It also
+// checks the metrics' per-endpoint counts against the deliveries (see checkStats).
 func coreView(t *testing.T, s *store.Store) string {
 	t.Helper()
+	checkStats(t, s)
 	type epView struct {
 		Endpoint   api.Endpoint
 		Secret     string

@@ -50,6 +50,9 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	if err := wait(); err != nil {
 		return IngestResult{}, err
 	}
+	if s.opts.OnIngest != nil {
+		s.opts.OnIngest(ev.Type)
+	}
 	s.notify(ready)
 	return IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)}, nil
 }
@@ -113,6 +116,9 @@ type Job struct {
 	Body       []byte // shared, read-only
 	N          int    // the number this attempt will have
 	Test       bool
+	// Accepted is when the event was accepted (the millisecond its id carries, which is its
+	// envelope timestamp unless the clock stepped back), for the delivery-latency metric.
+	Accepted time.Time
 	// PayloadErr: the body could not be read back from the WAL. The attempt is not sent; it
 	// fails with this error and follows the retry schedule like any other failure.
 	PayloadErr error
@@ -132,6 +138,7 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	job := Job{
 		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
 		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
+		Accepted: d.ev.id.time(),
 	}
 	e := *d.ev
 	s.mu.Unlock()

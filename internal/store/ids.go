@@ -142,6 +142,11 @@ func parseID(prefix, s string) (ID, bool) {
 
 func (id ID) format(prefix string) string { return prefix + encode128(id) }
 
+// time is the millisecond an id was made in (its top 48 bits).
+func (id ID) time() time.Time {
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(id[0:8]) >> 16))
+}
+
 // DeliveryID is a delivery's id as the engine carries it.
 type DeliveryID = ID
 

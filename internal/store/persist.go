@@ -268,6 +268,9 @@ func (s *Store) Snapshot() error {
 			removed++
 		}
 	}
+	if s.opts.OnSnapshot != nil {
+		s.opts.OnSnapshot(time.Since(start))
+	}
 	s.log.Info("snapshot written", "bytes", size, "replay_from_segment", c.from.Segment,
 		"segments_removed", removed, "capture", captured.String(), "duration", time.Since(start).String())
 	return nil

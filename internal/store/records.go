@@ -134,9 +134,11 @@ func (s *Store) applyEndpointPut(in *endpoint) []Ready {
 	}
 	wasActive := ok && ep.Active
 	dl, rm, hist, head, live := ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive
+	queued := ep.queued
 	*ep = *in
 	ep.EventTypes = slices.Clone(in.EventTypes)
 	ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = dl, rm, hist, head, live
+	ep.queued = queued
 
 	var ready []Ready
 	switch {
@@ -219,6 +221,7 @@ func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 		}
 		s.deliveries[did] = d
 		ep.deliveries = append(ep.deliveries, d) // delivery ids only grow
+		ep.queued++
 		e.live++
 		if d.status == stPending {
 			ready = append(ready, d.ready())
@@ -273,6 +276,7 @@ func (s *Store) applyAttempt(a *AttemptRecord) {
 
 // finish releases a finished delivery's payload and trims the endpoint's history.
 func (s *Store) finish(ep *endpoint, d *delivery) {
+	ep.queued--
 	s.release(d.ev)
 	s.remember(ep, d)
 }

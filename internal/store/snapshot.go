@@ -304,6 +304,7 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 			s.segRefs[e.pos.Segment]++
 		}
 		e.live++
+		ep.queued++
 		d.next = l.Next.UnixMilli()
 	}
 	s.deliveries[did] = d

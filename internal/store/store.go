@@ -68,7 +68,13 @@ type Options struct {
 	// OnStop is told, once it is durable, that an endpoint was disabled or deleted, so that
 	// whoever holds timers for its deliveries can drop them. Called without the lock held.
 	OnStop func(endpointID string)
-	Logger *slog.Logger
+	// OnSnapshot, when set, is told how long each snapshot that succeeded took (the
+	// metrics' snapshot histogram).
+	OnSnapshot func(time.Duration)
+	// OnIngest, when set, is told the type of each event Ingest accepted, once it is durable;
+	// a repeated idempotency key accepts nothing and is not told. Called without the lock.
+	OnIngest func(eventType string)
+	Logger   *slog.Logger
 }
 
 // Ready says a delivery can be attempted at Due. It is small and allocation-free on purpose:
@@ -126,6 +132,9 @@ type endpoint struct {
 	history  []*delivery
 	histHead int
 	histLive int
+	// queued counts its open (pending or held) deliveries, for the queue-depth metric: kept
+	// by apply (applyEvent, finish) and restore, so reading it never walks deliveries.
+	queued int
 }
 
 // Delivery status, as stored; api.Status* are their names.

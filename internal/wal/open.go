@@ -29,6 +29,9 @@ func Open(opts Options, from Position, fn func(pos Position, data []byte) error)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.SlowFsync <= 0 {
+		opts.SlowFsync = DefaultSlowFsync
+	}
 	w := &WAL{
 		opts:    opts,
 		fs:      opts.FS,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 )
 
 // SyncPolicy says when appended records are fsynced.
@@ -84,7 +85,16 @@ type Options struct {
 	// Repair, when Open finds corruption before the tail, keeps a copy of the damaged
 	// segment and truncates at the last good record instead of refusing.
 	Repair bool
+	// OnFsync, when set, is told how long each fsync of a segment file took (the metrics'
+	// fsync histogram). It is called from the flusher and must not block.
+	OnFsync func(time.Duration)
+	// SlowFsync is how long an fsync may take before it is logged as a warning, as etcd
+	// does (default 1 s): a slow disk delays every acknowledgement behind it.
+	SlowFsync time.Duration
 }
+
+// DefaultSlowFsync is the fsync duration past which a warning is logged.
+const DefaultSlowFsync = time.Second
 
 // DefaultSegmentSize is 64 MiB.
 const DefaultSegmentSize = 64 << 20
@@ -260,6 +270,23 @@ func (w *WAL) Written() int64 {
 	return w.written
 }
 
+// DiskBytes is the size of the segment files on disk, read from the file system (one stat per
+// segment; a log has few). Segments that cannot be read are left out.
+func (w *WAL) DiskBytes() int64 {
+	var n int64
+	for _, seq := range w.Segments() {
+		f, err := w.fs.OpenFile(w.path(seq), os.O_RDONLY, 0)
+		if err != nil {
+			continue // removed since the list was taken
+		}
+		if st, err := f.Stat(); err == nil {
+			n += st.Size()
+		}
+		f.Close()
+	}
+	return n
+}
+
 // Segments lists the segment files, oldest first.
 func (w *WAL) Segments() []uint64 {
 	w.mu.Lock()
@@ -341,7 +368,7 @@ func (w *WAL) writeBatch(b *batch) error {
 				if err := w.write(b.buf[off:p]); err != nil {
 					return err
 				}
-				if err := w.file.Sync(); err != nil {
+				if err := w.fsync(w.file, w.fileSeq); err != nil {
 					return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
 				}
 				off = p
@@ -356,11 +383,26 @@ func (w *WAL) writeBatch(b *batch) error {
 		off = end
 	}
 	if dirty && w.opts.Sync == SyncBatch {
-		if err := w.file.Sync(); err != nil {
+		if err := w.fsync(w.file, w.fileSeq); err != nil {
 			return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
 		}
 	}
 	return nil
+}
+
+// fsync syncs a segment file, tells Options.OnFsync how long it took, and warns when it took
+// longer than Options.SlowFsync.
+func (w *WAL) fsync(f File, seq uint64) error {
+	start := time.Now()
+	err := f.Sync()
+	d := time.Since(start)
+	if w.opts.OnFsync != nil {
+		w.opts.OnFsync(d)
+	}
+	if d > w.opts.SlowFsync {
+		w.log.Warn("wal: slow fsync", "segment", seq, "took", d.String(), "expected", "< "+w.opts.SlowFsync.String())
+	}
+	return err
 }
 
 func (w *WAL) write(b []byte) error {
@@ -376,7 +418,7 @@ func (w *WAL) write(b []byte) error {
 func (w *WAL) startSegment(seq uint64) error {
 	if w.file != nil {
 		if w.opts.Sync != SyncNone {
-			if err := w.file.Sync(); err != nil {
+			if err := w.fsync(w.file, w.fileSeq); err != nil {
 				return fmt.Errorf("wal: fsync segment %d: %w", w.fileSeq, err)
 			}
 		}
@@ -404,7 +446,7 @@ func (w *WAL) createSegment(seq uint64) (File, error) {
 		return nil, fmt.Errorf("wal: write header of segment %d: %w", seq, err)
 	}
 	if w.opts.Sync != SyncNone {
-		if err := f.Sync(); err != nil {
+		if err := w.fsync(f, seq); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("wal: fsync segment %d: %w", seq, err)
 		}
