@@ -110,9 +110,12 @@ type Job struct {
 	EventType  string
 	URL        string
 	Secret     string
-	Body       []byte // shared, read-only
-	N          int    // the number this attempt will have
-	Test       bool
+	// PrevSecret signs too while the attempt starts before PrevExpires (a rotation's overlap).
+	PrevSecret  string
+	PrevExpires time.Time
+	Body        []byte // shared, read-only
+	N           int    // the number this attempt will have
+	Test        bool
 	// PayloadErr: the body could not be read back from the WAL. The attempt is not sent; it
 	// fails with this error and follows the retry schedule like any other failure.
 	PayloadErr error
@@ -132,6 +135,9 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	job := Job{
 		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
 		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
+	}
+	if d.ep.PrevSecret != "" && now.Before(d.ep.PrevSecretExpires) {
+		job.PrevSecret, job.PrevExpires = d.ep.PrevSecret, d.ep.PrevSecretExpires
 	}
 	e := *d.ev
 	s.mu.Unlock()
