@@ -124,6 +124,7 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 	}
 	resp.DataSourceData = client
 	resp.ResourceData = client
+	resp.EphemeralResourceData = client
 }
 
 func (p *blametrailProvider) Resources(context.Context) []func() resource.Resource {

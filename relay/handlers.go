@@ -13,7 +13,6 @@ import (
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
-	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
 )
 
 const endpointsPath = "/api/webhooks/endpoints"
@@ -52,6 +51,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 				s.createEndpoint(ctx)
 			}
 		}
+	case isSecretPath(path):
+		s.secretRoutes(ctx, path)
 	case strings.HasPrefix(path, endpointsPath+"/"):
 		s.endpointRoutes(ctx, strings.TrimPrefix(path, endpointsPath+"/"))
 	case isUIPath(path):
@@ -61,14 +62,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// endpointRoutes serves /api/webhooks/endpoints/{id}[/secret|/test|/deliveries].
+// endpointRoutes serves /api/webhooks/endpoints/{id}[/test|/deliveries] (the secret routes are
+// in handlers_secret.go).
 func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 	id, sub, _ := strings.Cut(rest, "/")
 	var ok bool
 	switch sub {
 	case "":
 		ok = s.allow(ctx, "GET", "PATCH", "DELETE")
-	case "secret", "deliveries":
+	case "deliveries":
 		ok = s.allow(ctx, "GET")
 	case "test":
 		ok = s.allow(ctx, "POST")
@@ -84,11 +86,6 @@ func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 		return
 	}
 	switch {
-	case sub == "secret":
-		sec, err := s.store.Secret(id)
-		if s.storeError(ctx, err, id) {
-			writeJSON(ctx, fasthttp.StatusOK, api.Secret{Secret: sec})
-		}
 	case sub == "deliveries":
 		s.listDeliveries(ctx, id)
 	case sub == "test":
@@ -120,7 +117,7 @@ func (s *Server) createEndpoint(ctx *fasthttp.RequestCtx) {
 	if !inputError(ctx, err) {
 		return
 	}
-	secret, err := signature.GenerateSecret()
+	secret, err := s.endpointSecret(in.Secret)
 	if err != nil {
 		s.internalError(ctx, "generate secret", err)
 		return

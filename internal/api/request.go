@@ -47,13 +47,16 @@ type EndpointInput struct {
 	Description *string
 	EventTypes  *[]string
 	Active      *bool
+	// Secret is a signing secret the caller brings (create only, see ValidateSecret); nil
+	// means the relay generates one.
+	Secret *string
 }
 
 var endpointFields = map[string]bool{"url": true, "name": true, "description": true, "event_types": true, "active": true}
 
 // ParseCreateEndpoint parses POST /api/webhooks/endpoints. url and name are required.
 func ParseCreateEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
-	in, err := parseEndpoint(body, p)
+	in, err := parseEndpoint(body, p, true)
 	if err != nil {
 		return in, err
 	}
@@ -68,10 +71,12 @@ func ParseCreateEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error)
 
 // ParsePatchEndpoint parses PATCH /api/webhooks/endpoints/{id}; every field is optional.
 func ParsePatchEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
-	return parseEndpoint(body, p)
+	return parseEndpoint(body, p, false)
 }
 
-func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
+// parseEndpoint parses an endpoint body; only a create (create) may bring a secret: it is
+// changed by rotation, never by a patch.
+func parseEndpoint(body []byte, p netpolicy.Policy, create bool) (EndpointInput, error) {
 	var in EndpointInput
 	obj := make(map[string]json.RawMessage, len(endpointFields))
 	err := scanObject(body, func(key string, raw []byte) error {
@@ -82,9 +87,14 @@ func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
 		return in, err
 	}
 	for k := range obj {
-		if !endpointFields[k] {
-			return in, invalid("unknown_field", k, "unknown field %q (allowed: url, name, description, event_types, active)", k)
+		if endpointFields[k] || create && k == "secret" {
+			continue
 		}
+		allowed := "url, name, description, event_types, active"
+		if create {
+			allowed += ", secret"
+		}
+		return in, invalid("unknown_field", k, "unknown field %q (allowed: %s)", k, allowed)
 	}
 	if raw, ok := obj["url"]; ok {
 		var s string
@@ -131,6 +141,13 @@ func parseEndpoint(body []byte, p netpolicy.Policy) (EndpointInput, error) {
 			return in, invalid("invalid_active", "active", "active must be true or false")
 		}
 		in.Active = &b
+	}
+	if raw, ok := obj["secret"]; ok && !isNull(raw) {
+		sec, err := parseSecretField(raw)
+		if err != nil {
+			return in, err
+		}
+		in.Secret = &sec
 	}
 	return in, nil
 }

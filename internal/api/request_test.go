@@ -96,7 +96,8 @@ func TestParseCreateEndpoint(t *testing.T) {
 		{name: "trailing data", body: `{"url":"https://a.example.com","name":"n"}{}`, want: "400"},
 		{name: "invalid utf-8 key", body: "{\"\xff\":1}", want: "invalid_utf8"},
 
-		{name: "unknown field", body: `{"url":"https://a.example.com","name":"n","secret":"x"}`, want: "unknown_field", field: "secret"},
+		{name: "unknown field", body: `{"url":"https://a.example.com","name":"n","signing_secret":"x"}`, want: "unknown_field", field: "signing_secret"},
+		{name: "secret not whsec", body: `{"url":"https://a.example.com","name":"n","secret":"x"}`, want: "invalid_secret", field: "secret"},
 		{name: "field names are case-sensitive", body: `{"URL":"https://a.example.com","name":"n"}`, want: "unknown_field", field: "URL"},
 		{name: "url missing", body: `{"name":"n"}`, want: "invalid_url", field: "url"},
 		{name: "url null", body: `{"url":null,"name":"n"}`, want: "invalid_url"},
@@ -167,6 +168,7 @@ func TestParsePatchEndpoint(t *testing.T) {
 		{"not an object", `["name"]`, "400", nil},
 		{"unknown field", `{"id":"ep_x"}`, "unknown_field", nil},
 		{"created_at is read-only", `{"created_at":"2026-01-01T00:00:00Z"}`, "unknown_field", nil},
+		{"secret changes only by rotation", `{"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, "unknown_field", nil},
 		{"bad url", `{"url":"nope"}`, "invalid_url", nil},
 		{"empty name", `{"name":""}`, "invalid_name", nil},
 		{"name null", `{"name":null}`, "invalid_name", nil},

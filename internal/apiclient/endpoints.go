@@ -15,6 +15,8 @@ type EndpointCreate struct {
 	Description string   `json:"description,omitempty"`
 	EventTypes  []string `json:"event_types,omitempty"`
 	Active      *bool    `json:"active,omitempty"`
+	// Secret is a signing secret to use instead of a generated one ("whsec_…").
+	Secret string `json:"secret,omitempty"`
 }
 
 // EndpointPatch holds the fields to change; nil fields are left alone. A non-nil empty

@@ -152,10 +152,17 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, string) {
 	defer fasthttp.ReleaseResponse(resp)
 
 	ts := now.Unix()
-	var buf [80]byte
+	// Room for the timestamp and two signatures (a rotation's overlap), so nothing allocates.
+	var buf [20 + 2*signature.SignatureLen + 1]byte
 	tsText := strconv.AppendInt(buf[:0], ts, 10)
 	dlv := job.Delivery.String()
 	sig := signer.AppendSignature(buf[len(tsText):len(tsText)], dlv, ts, job.Body)
+	if job.PrevSecret != "" && now.Before(job.PrevExpires) {
+		// "v1,<new> v1,<old>": a receiver that holds either secret verifies.
+		if sig, err = s.appendSignature(append(sig, ' '), job.PrevSecret, dlv, ts, job.Body); err != nil {
+			return 0, 0, "endpoint secret unusable"
+		}
+	}
 
 	req.Header.DisableNormalizing()
 	req.SetRequestURI(job.URL)
@@ -186,6 +193,16 @@ func (s *sender) do(job store.Job, now time.Time) (int, time.Duration, string) {
 		return code, 0, redirectError(code, resp.Header.Peek("Location"))
 	}
 	return code, retryAfter, ""
+}
+
+// appendSignature appends the signature made with secret to dst.
+func (s *sender) appendSignature(dst []byte, secret, msgID string, ts int64, body []byte) ([]byte, error) {
+	signer, pool, err := s.signers.get(secret)
+	if err != nil {
+		return dst, err
+	}
+	defer pool.Put(signer)
+	return signer.AppendSignature(dst, msgID, ts, body), nil
 }
 
 // discardBody reads and drops what is left of a streamed body, so the connection can serve

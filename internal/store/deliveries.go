@@ -113,9 +113,12 @@ type Job struct {
 	EventType  string
 	URL        string
 	Secret     string
-	Body       []byte // shared, read-only
-	N          int    // the number this attempt will have
-	Test       bool
+	// PrevSecret signs too while the attempt starts before PrevExpires (a rotation's overlap).
+	PrevSecret  string
+	PrevExpires time.Time
+	Body        []byte // shared, read-only
+	N           int    // the number this attempt will have
+	Test        bool
 	// Accepted is when the event was accepted (the millisecond its id carries, which is its
 	// envelope timestamp unless the clock stepped back), for the delivery-latency metric.
 	Accepted time.Time
@@ -139,6 +142,9 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
 		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
 		Accepted: d.ev.id.time(),
+	}
+	if d.ep.PrevSecret != "" && now.Before(d.ep.PrevSecretExpires) {
+		job.PrevSecret, job.PrevExpires = d.ep.PrevSecret, d.ep.PrevSecretExpires
 	}
 	e := *d.ev
 	s.mu.Unlock()

@@ -129,7 +129,8 @@ func (s *Store) captureAt(from wal.Position) *capture {
 		ep := s.endpoints[id]
 		c.eps = append(c.eps, endpoint{ID: ep.ID, URL: ep.URL, Name: ep.Name, Description: ep.Description,
 			EventTypes: ep.EventTypes, Active: ep.Active, DisabledReason: ep.DisabledReason,
-			ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt})
+			ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt,
+			PrevSecret: ep.PrevSecret, PrevSecretExpires: ep.PrevSecretExpires})
 	}
 	n := 0
 	c.perEP = make([]int, 0, len(s.order))

@@ -109,17 +109,22 @@ type Store struct {
 }
 
 type endpoint struct {
-	ID                  string    `json:"id"`
-	URL                 string    `json:"url"`
-	Name                string    `json:"name"`
-	Description         string    `json:"description"`
-	EventTypes          []string  `json:"event_types"`
-	Active              bool      `json:"active"`
-	DisabledReason      string    `json:"disabled_reason,omitempty"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	Secret              string    `json:"secret"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ID                  string   `json:"id"`
+	URL                 string   `json:"url"`
+	Name                string   `json:"name"`
+	Description         string   `json:"description"`
+	EventTypes          []string `json:"event_types"`
+	Active              bool     `json:"active"`
+	DisabledReason      string   `json:"disabled_reason,omitempty"`
+	ConsecutiveFailures int      `json:"consecutive_failures"`
+	Secret              string   `json:"secret"`
+	// PrevSecret still signs, next to Secret, until PrevSecretExpires (fixed in the record
+	// of the rotation, so a replay keeps the same overlap). After that it is ignored; the next
+	// rotation overwrites it.
+	PrevSecret        string    `json:"prev_secret,omitempty"`
+	PrevSecretExpires time.Time `json:"prev_secret_expires,omitzero"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 
 	// deliveries holds pending and retained finished deliveries, ascending by id (oldest
 	// first). Removal only marks a delivery; the slice is compacted once half of it is marked,

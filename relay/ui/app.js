@@ -39,6 +39,7 @@
     detailLimit: PAGE,
     deleting: null, // {id, name, after} while the delete dialog is open
     created: null, // the endpoint whose secret the add dialog shows
+    rotating: null, // the endpoint whose secret the rotate dialog rotates
     carryNotice: false, // keep the notice over the next navigation (e.g. "Deleted X.")
   };
 
@@ -647,8 +648,9 @@
     refreshView();
   }
 
-  async function copySecret() {
-    const input = $('new-secret');
+  // copySecret copies the secret shown in inputId and says how it went in statusId.
+  async function copySecret(inputId, statusId) {
+    const input = $(inputId);
     let ok = false;
     if (navigator.clipboard && window.isSecureContext) {
       try {
@@ -666,7 +668,7 @@
       input.select();
       try { ok = document.execCommand('copy'); } catch (_) { ok = false; }
     }
-    $('copy-status').textContent = ok
+    $(statusId).textContent = ok
       ? 'Copied to the clipboard.'
       : 'Copying is blocked here: the secret is selected, press Ctrl+C (⌘C on a Mac).';
   }
@@ -680,8 +682,79 @@
   function closeDialogs() {
     for (const d of document.querySelectorAll('dialog[open]')) d.close();
     $('new-secret').value = '';
+    $('rotated-secret').value = '';
     state.created = null;
     state.deleting = null;
+    state.rotating = null;
+  }
+
+  // ---------------------------------------------------------------- secret rotation
+
+  function rotateButton(ep) {
+    return el('button', { type: 'button', id: `detail-rotate-${ep.id}`, className: 'rotate-secret', onclick: () => askRotate(ep) },
+      'Rotate secret', hiddenText(` of ${ep.name}`));
+  }
+
+  function askRotate(ep) {
+    state.rotating = ep;
+    $('rotate-name').textContent = ep.name;
+    $('rotate-overlap').value = '24h';
+    $('rotate-error').textContent = '';
+    $('rotate-confirm').disabled = false;
+    show('rotate-form', true);
+    show('rotate-result', false);
+    $('rotate-dialog').setAttribute('aria-labelledby', 'rotate-title');
+    $('rotate-dialog').showModal();
+    $('rotate-overlap').focus();
+  }
+
+  async function onRotate(ev) {
+    ev.preventDefault();
+    const ep = state.rotating;
+    if (!ep) return;
+    $('rotate-confirm').disabled = true;
+    $('rotate-error').textContent = '';
+    let res;
+    try {
+      res = await api('POST', `${epPath(ep.id)}/secret/rotate`, { expire_previous_in: $('rotate-overlap').value });
+    } catch (err) {
+      if (err instanceof Unauthorized) return;
+      $('rotate-error').textContent = `Could not rotate the secret: ${err.message}`;
+      $('rotate-confirm').disabled = false;
+      return;
+    }
+    if (state.rotating !== ep) return; // closed meanwhile: never show a secret in a closed dialog
+    $('rotated-name').textContent = ep.name;
+    $('rotated-secret').value = res.secret || '';
+    $('copy-rotated-status').textContent = '';
+    const until = res.previous_secret_expires_at;
+    $('rotated-overlap').replaceChildren(...(until
+      ? ['The previous secret keeps signing deliveries, next to the new one, until ',
+        el('time', { id: 'rotated-expires', datetime: until }, fmtTime(until)), ` (${relTime(until)}).`]
+      : ['The previous secret no longer signs deliveries.']));
+    show('rotate-form', false);
+    show('rotate-result', true);
+    $('rotate-dialog').setAttribute('aria-labelledby', 'rotated-title');
+    $('copy-rotated').focus();
+    notify(`Rotated the signing secret of ${ep.name}.`);
+  }
+
+  function finishRotate() {
+    $('rotated-secret').value = '';
+    state.rotating = null;
+    $('rotate-dialog').close();
+  }
+
+  function initRotate() {
+    $('rotate-form').addEventListener('submit', onRotate);
+    $('rotate-cancel').addEventListener('click', () => $('rotate-dialog').close());
+    $('copy-rotated').addEventListener('click', () => copySecret('rotated-secret', 'copy-rotated-status'));
+    $('rotate-done').addEventListener('click', finishRotate);
+    $('rotate-dialog').addEventListener('close', () => {
+      if ($('rotate-dialog').open) return;
+      $('rotated-secret').value = ''; // shown once: gone with the dialog
+      state.rotating = null;
+    });
   }
 
   // ---------------------------------------------------------------- detail view
@@ -735,7 +808,7 @@
     document.title = `${ep.name} · Webhooks · BlameTrail`;
     setBreadcrumb(ep.name);
     $('detail-title').textContent = ep.name;
-    $('detail-actions').replaceChildren(endpointActions(ep, 'detail'));
+    $('detail-actions').replaceChildren(endpointActions(ep, 'detail'), rotateButton(ep));
     const types = ep.event_types && ep.event_types.length ? ep.event_types.join(', ') : 'All event types';
     const meta = [
       ['url', 'URL', el('code', {}, ep.url)],
@@ -798,7 +871,8 @@
     $('add-endpoint').addEventListener('click', openAdd);
     $('add-form').addEventListener('submit', onSave);
     $('add-cancel').addEventListener('click', () => $('add-dialog').close());
-    $('copy-secret').addEventListener('click', copySecret);
+    $('copy-secret').addEventListener('click', () => copySecret('new-secret', 'copy-status'));
+    initRotate();
     $('secret-done').addEventListener('click', finishAdd);
     // A dialog's close event is queued, and input can run first: a dialog opened again in
     // between must keep its state.

@@ -231,6 +231,7 @@ func TestWebhooksUI(t *testing.T) {
 	checkLabels(t, b, "endpoint detail")
 	checkFits(t, b, 1280, "detail")
 	detailShot := b.shot("07-endpoint-detail")
+	checkRotateSecret(t, b, relay, failEP.ID)
 
 	// --- Back through the breadcrumb: every status as the API reports it.
 	b.do(chromedp.Click(chromedp.CSS("#breadcrumb a")))

@@ -102,7 +102,7 @@ func TestAdminCreateGetSecret(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("secret = %d %s", status, sec)
 	}
-	if keys := jsonKeys(t, sec); !slices.Equal(keys, []string{"secret"}) {
+	if keys := jsonKeys(t, sec); !slices.Equal(keys, []string{"previous_secret_expires_at", "secret"}) {
 		t.Errorf("secret keys = %v", keys)
 	}
 	var s api.Secret
@@ -320,7 +320,6 @@ func TestAdminDelete(t *testing.T) {
 	p := "/api/webhooks/endpoints/" + ep.ID
 	for _, c := range []struct{ method, path, ct, body string }{
 		{"GET", p, "", ""},
-		{"GET", p + "/secret", "", ""},
 		{"GET", p + "/deliveries", "", ""},
 		{"POST", p + "/test", "", ""},
 		{"PATCH", p, "application/json", `{"name":"x"}`},
