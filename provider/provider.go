@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
@@ -27,6 +28,9 @@ const (
 	EnvEndpoint = "BLAMETRAIL_ENDPOINT"
 	EnvAPIToken = "BLAMETRAIL_API_TOKEN"
 )
+
+// DefaultEndpoint is the relay's own default --listen address: the sidecar case.
+const DefaultEndpoint = "http://127.0.0.1:8080"
 
 var _ provider.Provider = (*blametrailProvider)(nil)
 
@@ -55,8 +59,10 @@ func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "Base URL of the relay's admin API, such as `http://127.0.0.1:8080`. " +
-					"Defaults to the `" + EnvEndpoint + "` environment variable.",
+				MarkdownDescription: "Base URL of the relay, such as `https://relay.internal:8443`: scheme, host and " +
+					"port only, without `/api` or any other path, query or fragment (the provider adds the API paths). " +
+					"Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
+				Validators: []validator.String{endpointValidator{}},
 			},
 			"api_token": schema.StringAttribute{
 				Optional:  true,
@@ -94,18 +100,15 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 		return
 	}
 
-	endpoint := os.Getenv(EnvEndpoint)
-	if !cfg.Endpoint.IsNull() {
-		endpoint = cfg.Endpoint.ValueString()
-	}
+	endpoint, endpointFrom := setting(cfg.Endpoint, "endpoint", EnvEndpoint, DefaultEndpoint)
 	token := os.Getenv(EnvAPIToken)
 	if !cfg.APIToken.IsNull() {
 		token = cfg.APIToken.ValueString()
 	}
-	if endpoint == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing BlameTrail relay endpoint",
-			"Set endpoint in the provider block, or the "+EnvEndpoint+" environment variable, to the relay's base "+
-				"URL, such as http://127.0.0.1:8080.")
+	if err := checkEndpoint(endpoint); err != nil {
+		// The validator reported a configured value already; this catches the environment's.
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint",
+			fmt.Sprintf("The relay endpoint (from %s) %s.", endpointFrom, err))
 	}
 	if token == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Missing BlameTrail API token",
@@ -136,6 +139,19 @@ func (p *blametrailProvider) DataSources(context.Context) []func() datasource.Da
 		NewWebhookEndpointsDataSource,
 		NewEventTypesDataSource,
 	}
+}
+
+// setting is a provider setting's value and where it came from: the provider block (the
+// attribute name), else the environment variable when set and not empty, else def
+// ("the default").
+func setting(v types.String, attr, env, def string) (value, from string) {
+	if !v.IsNull() {
+		return v.ValueString(), attr
+	}
+	if e := os.Getenv(env); e != "" {
+		return e, env
+	}
+	return def, "the default"
 }
 
 // userAgent follows the convention of HashiCorp-maintained providers, so relay logs tell

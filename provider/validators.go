@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -115,4 +117,52 @@ func subscribableEventTypes() []string {
 		}
 	}
 	return out
+}
+
+// endpointValidator checks the provider's endpoint at plan time: the relay's base URL, with
+// nothing but scheme, host and port. A path would put every request beside the API (the
+// common mistake is ending it with /api); credentials are never needed (the relay takes
+// api_token) and would show up in messages.
+type endpointValidator struct{}
+
+func (endpointValidator) Description(context.Context) string {
+	return "must be an http:// or https:// base URL with no path, query, fragment or credentials"
+}
+
+func (v endpointValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (endpointValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := checkEndpoint(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid BlameTrail relay endpoint",
+			fmt.Sprintf("The relay endpoint %s.", err))
+	}
+}
+
+// checkEndpoint says what is wrong with a relay base URL, as the end of a sentence that
+// begins "The relay endpoint"; nil when it is fine. Its messages never quote credentials.
+func checkEndpoint(raw string) error {
+	const example = "such as " + DefaultEndpoint
+	u, err := url.Parse(raw)
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ue):
+		return fmt.Errorf("must be an absolute http(s) URL, %s (it does not parse: %v)", example, ue.Err)
+	case err != nil:
+		return fmt.Errorf("must be an absolute http(s) URL, %s", example)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("must be an absolute http(s) URL, %s", example)
+	case u.User != nil:
+		return errors.New("must not contain credentials (user:password@): the relay authenticates with api_token")
+	case u.Path != "" && u.Path != "/":
+		return fmt.Errorf("must be the relay's base URL, %s, with no path (found %q): the provider adds the /api/… paths itself",
+			example, u.EscapedPath())
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("must be the relay's base URL, %s, with no query (?…)", example)
+	case u.Fragment != "" || strings.HasSuffix(raw, "#"):
+		return fmt.Errorf("must be the relay's base URL, %s, with no fragment (#…)", example)
+	}
+	return nil
 }

@@ -147,3 +147,59 @@ func checkDiags(t *testing.T, errs diag.Diagnostics, want string) {
 		t.Errorf("error %q does not contain %q", errs[0].Detail(), want)
 	}
 }
+
+func TestCheckEndpoint(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // substring of the error; "" = valid
+	}{
+		{"http://127.0.0.1:8080", ""},
+		{"http://127.0.0.1:8080/", ""},
+		{"https://relay.internal:8443", ""},
+		{"https://[::1]:8443/", ""},
+		{"http://127.0.0.1:8080/api", `with no path (found "/api")`},
+		{"http://127.0.0.1:8080/api/", `with no path (found "/api/")`},
+		{"https://relay.internal/blametrail", "with no path"},
+		{"http://127.0.0.1:8080?x=1", "with no query"},
+		{"http://127.0.0.1:8080/?", "with no query"},
+		{"http://127.0.0.1:8080#top", "with no fragment"},
+		{"http://127.0.0.1:8080/#", "with no fragment"},
+		{"http://admin:hunter2@127.0.0.1:8080", "must not contain credentials"},
+		{"127.0.0.1:8080", "must be an absolute http(s) URL"},
+		{"relay.internal", "must be an absolute http(s) URL"},
+		{"ftp://relay.internal", "must be an absolute http(s) URL"},
+		{"http://", "must be an absolute http(s) URL"},
+		{"http://127.0.0.1:8080/a b", "with no path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			req := validator.StringRequest{Path: path.Root("endpoint"), ConfigValue: types.StringValue(tt.in)}
+			var resp validator.StringResponse
+			endpointValidator{}.ValidateString(context.Background(), req, &resp)
+			checkDiags(t, resp.Diagnostics.Errors(), tt.want)
+			for _, d := range resp.Diagnostics.Errors() {
+				if d.Summary() != "Invalid BlameTrail relay endpoint" || strings.Contains(d.Detail(), "hunter2") {
+					t.Errorf("diagnostic %q: %q", d.Summary(), d.Detail())
+				}
+			}
+		})
+	}
+}
+
+func TestSetting(t *testing.T) {
+	t.Setenv("BLAMETRAIL_TEST_SETTING", "from-env")
+	for _, tt := range []struct {
+		v          types.String
+		env        string
+		want, from string
+	}{
+		{types.StringValue("from-config"), "BLAMETRAIL_TEST_SETTING", "from-config", "attr"},
+		{types.StringNull(), "BLAMETRAIL_TEST_SETTING", "from-env", "BLAMETRAIL_TEST_SETTING"},
+		{types.StringNull(), "BLAMETRAIL_TEST_UNSET", "def", "the default"},
+	} {
+		got, from := setting(tt.v, "attr", tt.env, "def")
+		if got != tt.want || from != tt.from {
+			t.Errorf("setting(%v, %s) = %q from %q, want %q from %q", tt.v, tt.env, got, from, tt.want, tt.from)
+		}
+	}
+}
