@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -182,19 +183,40 @@ func clientFrom(data any, diags *diag.Diagnostics) *apiclient.Client {
 // validation error, so its message can point at the line of configuration.
 var endpointFields = map[string]bool{"url": true, "name": true, "description": true, "event_types": true, "active": true}
 
-// addAPIError turns an API client error into a diagnostic that says what to do about it.
-func addAPIError(diags *diag.Diagnostics, summary string, err error) {
+// confirmRelay makes sure the provider talks to a BlameTrail relay (GET /api/info, asked once
+// per provider instance and then kept by the client) before anything depends on an answer:
+// above all before an endpoint_not_found is taken to mean an endpoint is gone. It adds the
+// diagnostic and returns false when it cannot.
+func confirmRelay(ctx context.Context, c *apiclient.Client, diags *diag.Diagnostics, summary string) bool {
+	if _, err := c.Confirm(ctx); err != nil {
+		addAPIError(diags, c, summary, err)
+		return false
+	}
+	return true
+}
+
+// addAPIError turns an API client error into a diagnostic that names the relay's address and
+// what answered, and says what to do about it.
+func addAPIError(diags *diag.Diagnostics, c *apiclient.Client, summary string, err error) {
 	var ae *apiclient.Error
+	base := c.BaseURL()
 	switch {
+	case errors.Is(err, apiclient.ErrNotRelay):
+		diags.AddError(summary, fmt.Sprintf("The server at %s is not a BlameTrail relay: %s.\n\n"+
+			"Nothing was changed, and every resource stays in state. Check endpoint in the provider block (or "+
+			"%s): it must be the relay's base URL, such as %s, with no path.",
+			base, strings.TrimPrefix(err.Error(), apiclient.ErrNotRelay.Error()+": "), EnvEndpoint, DefaultEndpoint))
 	case errors.As(err, &ae) && errors.Is(err, apiclient.ErrValidation) && endpointFields[ae.Field]:
 		diags.AddAttributeError(path.Root(ae.Field), summary, "The relay rejected "+ae.Field+": "+ae.Message)
 	case errors.Is(err, apiclient.ErrUnauthorized):
-		diags.AddError(summary, "The relay refused the API token (HTTP 401). Check api_token in the provider "+
-			"block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of <data-dir>/api-token.")
+		diags.AddError(summary, "The relay at "+base+" refused the API token (HTTP 401). Check api_token in the "+
+			"provider block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of "+
+			"<data-dir>/api-token.")
 	case errors.As(err, &ae):
-		diags.AddError(summary, ae.Error())
+		diags.AddError(summary, fmt.Sprintf("The BlameTrail relay at %s: %s.", base, ae))
 	default:
-		diags.AddError(summary, "The request to the BlameTrail relay failed: "+err.Error()+
-			"\n\nCheck that the relay is running and that the provider's endpoint (or "+EnvEndpoint+") points at it.")
+		diags.AddError(summary, fmt.Sprintf("Could not reach the BlameTrail relay at %s: %s.\n\n"+
+			"Check that the relay is running and that the provider's endpoint (or %s) points at it.",
+			base, err, EnvEndpoint))
 	}
 }

@@ -106,7 +106,7 @@ func testAccCheckEndpointsDestroyed(s *terraform.State) error {
 		}
 		_, err := testRelay.Client.Endpoint(ctx, rs.Primary.ID)
 		switch {
-		case errors.Is(err, apiclient.ErrNotFound):
+		case errors.Is(err, apiclient.ErrEndpointNotFound):
 		case err != nil:
 			return fmt.Errorf("checking %s: %w", rs.Primary.ID, err)
 		default:

@@ -117,18 +117,22 @@ func (d *webhookEndpointDataSource) Read(ctx context.Context, req datasource.Rea
 		return
 	}
 	id := cfg.ID.ValueString()
+	summary := "Could not read webhook endpoint " + id
+	if !confirmRelay(ctx, d.client, &resp.Diagnostics, summary) {
+		return
+	}
 	ep, err := d.client.Endpoint(ctx, id)
 	var secret string
 	if err == nil {
 		secret, err = d.client.Secret(ctx, id)
 	}
-	if errors.Is(err, apiclient.ErrNotFound) {
+	if errors.Is(err, apiclient.ErrEndpointNotFound) {
 		resp.Diagnostics.AddAttributeError(path.Root("id"), "Webhook endpoint not found",
 			"The relay has no endpoint with id "+id+".")
 		return
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, d.client, summary, err)
 		return
 	}
 	out := webhookEndpointDataSourceModel{endpointData: endpointDataFrom(ep), SigningSecret: types.StringValue(secret)}

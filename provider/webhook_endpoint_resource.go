@@ -135,7 +135,8 @@ func (r *webhookEndpointResource) Configure(_ context.Context, req resource.Conf
 func (r *webhookEndpointResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan webhookEndpointModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	const summary = "Could not create webhook endpoint"
+	if resp.Diagnostics.HasError() || !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
 		return
 	}
 	ep, err := r.client.CreateEndpoint(ctx, apiclient.EndpointCreate{
@@ -146,7 +147,7 @@ func (r *webhookEndpointResource) Create(ctx context.Context, req resource.Creat
 		Active:      plan.Active.ValueBoolPointer(),
 	})
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create webhook endpoint", err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	state := endpointModel(ep)
@@ -161,6 +162,10 @@ func (r *webhookEndpointResource) Read(ctx context.Context, req resource.ReadReq
 		return
 	}
 	id := state.ID.ValueString()
+	summary := "Could not read webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
 	ep, err := r.client.Endpoint(ctx, id)
 	var secret string
 	if err == nil {
@@ -168,14 +173,15 @@ func (r *webhookEndpointResource) Read(ctx context.Context, req resource.ReadReq
 		// up, and so import brings it.
 		secret, err = r.client.Secret(ctx, id)
 	}
-	if errors.Is(err, apiclient.ErrNotFound) {
-		// Deleted outside Terraform: forgetting it makes the next plan create it again.
+	if errors.Is(err, apiclient.ErrEndpointNotFound) {
+		// Deleted outside Terraform, says a confirmed relay: forgetting it makes the next plan
+		// create it again. Any other 404 (a route the relay does not serve) is an error below.
 		tflog.Warn(ctx, "webhook endpoint no longer exists on the relay; removing it from state", map[string]any{"id": id})
 		resp.State.RemoveResource(ctx)
 		return
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	next := endpointModel(ep)
@@ -193,6 +199,10 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 		return
 	}
 	id := state.ID.ValueString()
+	summary := "Could not update webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
 	var p apiclient.EndpointPatch
 	changed := false
 	if !plan.URL.Equal(state.URL) {
@@ -223,7 +233,7 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 		ep, err = r.client.Endpoint(ctx, id)
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	next := endpointModel(ep)
@@ -238,9 +248,15 @@ func (r *webhookEndpointResource) Delete(ctx context.Context, req resource.Delet
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	err := r.client.DeleteEndpoint(ctx, state.ID.ValueString())
-	if err != nil && !errors.Is(err, apiclient.ErrNotFound) { // already gone is what we wanted
-		addAPIError(&resp.Diagnostics, "Could not delete webhook endpoint "+state.ID.ValueString(), err)
+	id := state.ID.ValueString()
+	summary := "Could not delete webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
+	// Already gone, says a confirmed relay, is what was asked. Any other error keeps the
+	// endpoint in state: a destroy that reported it gone while it still delivers would be worse.
+	if err := r.client.DeleteEndpoint(ctx, id); err != nil && !errors.Is(err, apiclient.ErrEndpointNotFound) {
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 	}
 }
 
