@@ -65,7 +65,10 @@ func (r *webhookEndpointResource) Schema(_ context.Context, _ resource.SchemaReq
 			},
 			"url": schema.StringAttribute{
 				Required: true,
+				// Webhook URLs often carry a token or credentials; plans and logs show the name.
+				Sensitive: true,
 				MarkdownDescription: "Absolute `https://` URL deliveries are POSTed to, stored exactly as written. " +
+					"Sensitive, because webhook URLs often carry a token: plans show `name` to tell endpoints apart. " +
 					"`http://` URLs and private or loopback destinations are accepted only by a relay started with " +
 					"`--allow-http` or `--allow-private-networks`.",
 				Validators: []validator.String{urlValidator{}},
@@ -262,10 +265,8 @@ func (r *webhookEndpointResource) Delete(ctx context.Context, req resource.Delet
 
 // ImportState takes the endpoint id; Read then fills in everything, the secret included.
 func (r *webhookEndpointResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !strings.HasPrefix(req.ID, "ep_") {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("Import a webhook endpoint by its id, such as ep_01JD…; got %q. The ids are listed by the "+
-				"blametrail_webhook_endpoints data source and by GET /api/webhooks/endpoints.", req.ID))
+	if msg := checkEndpointID(req.ID); msg != "" {
+		resp.Diagnostics.AddError("Invalid import ID", "Import a webhook endpoint by its id. "+msg)
 		return
 	}
 	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
