@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -45,8 +47,11 @@ func New(version string) func() provider.Provider {
 }
 
 type providerModel struct {
-	Endpoint types.String `tfsdk:"endpoint"`
-	APIToken types.String `tfsdk:"api_token"`
+	Endpoint       types.String `tfsdk:"endpoint"`
+	APIToken       types.String `tfsdk:"api_token"`
+	RequestTimeout types.String `tfsdk:"request_timeout"`
+	MaxRetries     types.Int64  `tfsdk:"max_retries"`
+	CACertFile     types.String `tfsdk:"ca_cert_file"`
 }
 
 func (p *blametrailProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -71,6 +76,25 @@ func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 				MarkdownDescription: "Bearer token of the relay's admin API (the relay's `--api-token`, or the token " +
 					"it generated into `<data-dir>/api-token`). Defaults to the `" + EnvAPIToken + "` environment variable.",
 			},
+			"request_timeout": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Time limit of one request to the relay, such as `30s` or `2m`. Defaults to the `" +
+					EnvRequestTimeout + "` environment variable, else to `" + DefaultRequestTimeout.String() + "`.",
+				Validators: []validator.String{durationValidator{}},
+			},
+			"max_retries": schema.Int64Attribute{
+				Optional: true,
+				MarkdownDescription: fmt.Sprintf("How many times a request is retried when the relay is busy or "+
+					"unavailable (429, 503; 502 and 504 except for creates, which are never sent twice) or refuses the "+
+					"connection, waiting as `Retry-After` asks, from 0 to %d. Defaults to the `%s` environment "+
+					"variable, else to %d.", maxMaxRetries, EnvMaxRetries, DefaultMaxRetries),
+				Validators: []validator.Int64{retriesValidator{}},
+			},
+			"ca_cert_file": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Path of a PEM file of CA certificates to trust, besides the system's, for a relay " +
+					"served over `https://` with a private CA. Defaults to the `" + EnvCACertFile + "` environment variable.",
+			},
 		},
 	}
 }
@@ -85,17 +109,23 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 	}
 	// An unknown value (one computed during apply) cannot build a client; say so precisely,
 	// instead of failing later with an empty endpoint.
-	if cfg.Endpoint.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Unknown BlameTrail relay endpoint",
-			"The provider cannot call the relay because endpoint is not known until apply (it depends on a value "+
-				"computed during apply). Use a value known at plan time, such as a literal or a variable, or remove "+
-				"it and set "+EnvEndpoint+".")
-	}
-	if cfg.APIToken.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Unknown BlameTrail API token",
-			"The provider cannot call the relay because api_token is not known until apply (it depends on a value "+
-				"computed during apply). Use a value known at plan time, such as a variable, or remove it and set "+
-				EnvAPIToken+".")
+	for _, u := range []struct {
+		unknown    bool
+		attr, name string
+		env        string
+	}{
+		{cfg.Endpoint.IsUnknown(), "endpoint", "BlameTrail relay endpoint", EnvEndpoint},
+		{cfg.APIToken.IsUnknown(), "api_token", "BlameTrail API token", EnvAPIToken},
+		{cfg.RequestTimeout.IsUnknown(), "request_timeout", "request timeout", EnvRequestTimeout},
+		{cfg.MaxRetries.IsUnknown(), "max_retries", "max retries", EnvMaxRetries},
+		{cfg.CACertFile.IsUnknown(), "ca_cert_file", "CA certificate file", EnvCACertFile},
+	} {
+		if u.unknown {
+			resp.Diagnostics.AddAttributeError(path.Root(u.attr), "Unknown "+u.name,
+				"The provider cannot call the relay because "+u.attr+" is not known until apply (it depends on a "+
+					"value computed during apply). Use a value known at plan time, such as a literal or a variable, "+
+					"or remove it and set "+u.env+".")
+		}
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -117,11 +147,39 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 				"token: the value of its --api-token flag, or the token it generated on first start into "+
 				"<data-dir>/api-token (the relay logs that path).")
 	}
+	timeoutText, timeoutFrom := setting(cfg.RequestTimeout, "request_timeout", EnvRequestTimeout, DefaultRequestTimeout.String())
+	timeout, err := parseRequestTimeout(timeoutText)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("request_timeout"), "Invalid request timeout",
+			fmt.Sprintf("The request timeout (from %s) %s.", timeoutFrom, err))
+	}
+	retriesCfg := types.StringNull()
+	if !cfg.MaxRetries.IsNull() {
+		retriesCfg = types.StringValue(strconv.FormatInt(cfg.MaxRetries.ValueInt64(), 10))
+	}
+	retriesText, retriesFrom := setting(retriesCfg, "max_retries", EnvMaxRetries, strconv.Itoa(DefaultMaxRetries))
+	retries, err := parseMaxRetries(retriesText)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("max_retries"), "Invalid max retries",
+			fmt.Sprintf("The max retries (from %s) %s.", retriesFrom, err))
+	}
+	caFile, caFrom := setting(cfg.CACertFile, "ca_cert_file", EnvCACertFile, "")
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	hc, err := httpClient(timeout, caFile)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("ca_cert_file"), "Invalid CA certificate file",
+			fmt.Sprintf("The CA certificate file (from %s): %s.", caFrom, err))
+		return
+	}
 
-	client, err := apiclient.New(endpoint, token, apiclient.WithUserAgent(userAgent(req.TerraformVersion, p.version)))
+	client, err := apiclient.New(endpoint, token,
+		apiclient.WithUserAgent(userAgent(req.TerraformVersion, p.version)),
+		apiclient.WithHTTPClient(hc),
+		// The longest single wait between tries stays the client's 30 s.
+		apiclient.WithRetries(retries, 30*time.Second),
+		apiclient.WithRequestLog(logRequest))
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint", err.Error())
 		return
@@ -161,7 +219,11 @@ func userAgent(terraformVersion, providerVersion string) string {
 	if terraformVersion == "" {
 		terraformVersion = "unknown"
 	}
-	return fmt.Sprintf("Terraform/%s terraform-provider-blametrail/%s", terraformVersion, providerVersion)
+	ua := fmt.Sprintf("Terraform/%s terraform-provider-blametrail/%s", terraformVersion, providerVersion)
+	if add := strings.TrimSpace(os.Getenv(EnvAppendUserAgent)); add != "" {
+		ua += " " + add
+	}
+	return ua
 }
 
 // clientFrom unpacks what Configure stored. It is nil before the provider is configured (as

@@ -89,6 +89,8 @@ type Client struct {
 	retries   int
 	maxWait   time.Duration
 
+	logRequest func(context.Context, RequestLog)
+
 	confirmMu sync.Mutex
 	confirmed *api.Info // set by the first successful Confirm
 }
@@ -106,6 +108,22 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // single wait between tries (default 30 s).
 func WithRetries(n int, maxWait time.Duration) Option {
 	return func(c *Client) { c.retries, c.maxWait = n, maxWait }
+}
+
+// RequestLog describes one HTTP request the client sent (each retry is one more): what a
+// debug log may show. It never holds the token, a body or the base URL.
+type RequestLog struct {
+	Method   string
+	Path     string // without the base URL and the query
+	Status   int    // 0 when no answer came
+	Duration time.Duration
+	Attempt  int   // 1 for the first try
+	Err      error // the transport error when no answer came
+}
+
+// WithRequestLog calls f after every request, with the request's context.
+func WithRequestLog(f func(context.Context, RequestLog)) Option {
+	return func(c *Client) { c.logRequest = f }
 }
 
 // New returns a client for the relay at baseURL (e.g. "http://127.0.0.1:8080").
@@ -155,7 +173,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	u.RawQuery = query.Encode()
 	for try := 0; ; try++ {
+		start := time.Now()
 		resp, err := c.send(ctx, method, u.String(), body)
+		if c.logRequest != nil {
+			l := RequestLog{Method: method, Path: path, Duration: time.Since(start), Attempt: try + 1, Err: err}
+			if err == nil {
+				l.Status = resp.StatusCode
+			}
+			c.logRequest(ctx, l)
+		}
 		var wait time.Duration
 		switch {
 		case err != nil:

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 )
 
 // TestNotFoundCodes: only endpoint_not_found is ErrEndpointNotFound; every 404 is ErrNotFound.
@@ -147,5 +150,36 @@ func TestBaseURLMasksCredentials(t *testing.T) {
 	}
 	if got := c.BaseURL(); got != "https://user:xxxxx@relay.example:8443" {
 		t.Errorf("BaseURL = %q", got)
+	}
+}
+
+// TestRequestLog: one call per request, retries included, with method, path, status and
+// duration, and nothing that could carry the token.
+func TestRequestLog(t *testing.T) {
+	s := newServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, http.StatusOK, api.EventTypeList{})
+	})
+	var logs []RequestLog
+	c := newClient(t, s.URL, WithRetries(2, time.Millisecond), WithRequestLog(func(_ context.Context, l RequestLog) {
+		logs = append(logs, l)
+	}))
+	if _, err := c.ListEndpoints(context.Background(), "ep_1", 5); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) != 2 {
+		t.Fatalf("%d log calls, want 2: %+v", len(logs), logs)
+	}
+	for i, l := range logs {
+		want := []int{http.StatusServiceUnavailable, http.StatusOK}[i]
+		if l.Method != "GET" || l.Path != "/api/webhooks/endpoints" || l.Status != want || l.Attempt != i+1 || l.Duration <= 0 || l.Err != nil {
+			t.Errorf("log %d = %+v", i, l)
+		}
+		if strings.Contains(fmt.Sprintf("%+v", l), "tok_secret") {
+			t.Errorf("log %d holds the token", i)
+		}
 	}
 }
