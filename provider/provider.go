@@ -1,8 +1,10 @@
 // Package provider is the BlameTrail Terraform provider: the provider configuration, the
 // blametrail_webhook_endpoint resource and the data sources. It reaches the relay only through
-// internal/apiclient and keeps no state of its own between calls. It must never log the API
-// token or a signing secret, and never replace an endpoint to change it: replacing would
-// rotate the signing secret that receivers verify with.
+// internal/apiclient and keeps no state of its own between calls, except that its client
+// remembers having confirmed the relay (GET /api/info). It must never log the API token, a
+// signing secret or a webhook URL, never replace an endpoint to change it (replacing would
+// rotate the signing secret that receivers verify with), and never drop an endpoint from
+// state on anything but endpoint_not_found from a confirmed relay.
 package provider
 
 import (
