@@ -55,9 +55,13 @@ func (d *eventTypesDataSource) Configure(_ context.Context, req datasource.Confi
 }
 
 func (d *eventTypesDataSource) Read(ctx context.Context, _ datasource.ReadRequest, resp *datasource.ReadResponse) {
+	const summary = "Could not list event types"
+	if !confirmRelay(ctx, d.client, &resp.Diagnostics, summary) {
+		return
+	}
 	list, err := d.client.EventTypes(ctx)
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not list event types", err)
+		addAPIError(&resp.Diagnostics, d.client, summary, err)
 		return
 	}
 	out := eventTypesModel{EventTypes: []types.String{}, Subscribable: []types.String{}}

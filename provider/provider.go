@@ -1,8 +1,10 @@
 // Package provider is the BlameTrail Terraform provider: the provider configuration, the
 // blametrail_webhook_endpoint resource and the data sources. It reaches the relay only through
-// internal/apiclient and keeps no state of its own between calls. It must never log the API
-// token or a signing secret, and never replace an endpoint to change it: replacing would
-// rotate the signing secret that receivers verify with.
+// internal/apiclient and keeps no state of its own between calls, except that its client
+// remembers having confirmed the relay (GET /api/info). It must never log the API token, a
+// signing secret or a webhook URL, never replace an endpoint to change it (replacing would
+// rotate the signing secret that receivers verify with), and never drop an endpoint from
+// state on anything but endpoint_not_found from a confirmed relay.
 package provider
 
 import (
@@ -10,6 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -17,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
@@ -27,6 +33,9 @@ const (
 	EnvEndpoint = "BLAMETRAIL_ENDPOINT"
 	EnvAPIToken = "BLAMETRAIL_API_TOKEN"
 )
+
+// DefaultEndpoint is the relay's own default --listen address: the sidecar case.
+const DefaultEndpoint = "http://127.0.0.1:8080"
 
 var _ provider.Provider = (*blametrailProvider)(nil)
 
@@ -40,8 +49,11 @@ func New(version string) func() provider.Provider {
 }
 
 type providerModel struct {
-	Endpoint types.String `tfsdk:"endpoint"`
-	APIToken types.String `tfsdk:"api_token"`
+	Endpoint       types.String `tfsdk:"endpoint"`
+	APIToken       types.String `tfsdk:"api_token"`
+	RequestTimeout types.String `tfsdk:"request_timeout"`
+	MaxRetries     types.Int64  `tfsdk:"max_retries"`
+	CACertFile     types.String `tfsdk:"ca_cert_file"`
 }
 
 func (p *blametrailProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -55,14 +67,35 @@ func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "Base URL of the relay's admin API, such as `http://127.0.0.1:8080`. " +
-					"Defaults to the `" + EnvEndpoint + "` environment variable.",
+				MarkdownDescription: "Base URL of the relay, such as `https://relay.internal:8443`: scheme, host and " +
+					"port only, without `/api` or any other path, query or fragment (the provider adds the API paths). " +
+					"Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
+				Validators: []validator.String{endpointValidator{}},
 			},
 			"api_token": schema.StringAttribute{
 				Optional:  true,
 				Sensitive: true,
 				MarkdownDescription: "Bearer token of the relay's admin API (the relay's `--api-token`, or the token " +
 					"it generated into `<data-dir>/api-token`). Defaults to the `" + EnvAPIToken + "` environment variable.",
+			},
+			"request_timeout": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Time limit of one request to the relay, such as `30s` or `2m`. Defaults to the `" +
+					EnvRequestTimeout + "` environment variable, else to `" + DefaultRequestTimeout.String() + "`.",
+				Validators: []validator.String{durationValidator{}},
+			},
+			"max_retries": schema.Int64Attribute{
+				Optional: true,
+				MarkdownDescription: fmt.Sprintf("How many times a request is retried when the relay is busy or "+
+					"unavailable (429, 503; 502 and 504 except for creates, which are never sent twice) or refuses the "+
+					"connection, waiting as `Retry-After` asks, from 0 to %d. Defaults to the `%s` environment "+
+					"variable, else to %d.", maxMaxRetries, EnvMaxRetries, DefaultMaxRetries),
+				Validators: []validator.Int64{retriesValidator{}},
+			},
+			"ca_cert_file": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Path of a PEM file of CA certificates to trust, besides the system's, for a relay " +
+					"served over `https://` with a private CA. Defaults to the `" + EnvCACertFile + "` environment variable.",
 			},
 		},
 	}
@@ -78,34 +111,37 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 	}
 	// An unknown value (one computed during apply) cannot build a client; say so precisely,
 	// instead of failing later with an empty endpoint.
-	if cfg.Endpoint.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Unknown BlameTrail relay endpoint",
-			"The provider cannot call the relay because endpoint is not known until apply (it depends on a value "+
-				"computed during apply). Use a value known at plan time, such as a literal or a variable, or remove "+
-				"it and set "+EnvEndpoint+".")
-	}
-	if cfg.APIToken.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Unknown BlameTrail API token",
-			"The provider cannot call the relay because api_token is not known until apply (it depends on a value "+
-				"computed during apply). Use a value known at plan time, such as a variable, or remove it and set "+
-				EnvAPIToken+".")
+	for _, u := range []struct {
+		unknown    bool
+		attr, name string
+		env        string
+	}{
+		{cfg.Endpoint.IsUnknown(), "endpoint", "BlameTrail relay endpoint", EnvEndpoint},
+		{cfg.APIToken.IsUnknown(), "api_token", "BlameTrail API token", EnvAPIToken},
+		{cfg.RequestTimeout.IsUnknown(), "request_timeout", "request timeout", EnvRequestTimeout},
+		{cfg.MaxRetries.IsUnknown(), "max_retries", "max retries", EnvMaxRetries},
+		{cfg.CACertFile.IsUnknown(), "ca_cert_file", "CA certificate file", EnvCACertFile},
+	} {
+		if u.unknown {
+			resp.Diagnostics.AddAttributeError(path.Root(u.attr), "Unknown "+u.name,
+				"The provider cannot call the relay because "+u.attr+" is not known until apply (it depends on a "+
+					"value computed during apply). Use a value known at plan time, such as a literal or a variable, "+
+					"or remove it and set "+u.env+".")
+		}
 	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
 
-	endpoint := os.Getenv(EnvEndpoint)
-	if !cfg.Endpoint.IsNull() {
-		endpoint = cfg.Endpoint.ValueString()
-	}
+	endpoint, endpointFrom := setting(cfg.Endpoint, "endpoint", EnvEndpoint, DefaultEndpoint)
 	token := os.Getenv(EnvAPIToken)
 	if !cfg.APIToken.IsNull() {
 		token = cfg.APIToken.ValueString()
 	}
-	if endpoint == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Missing BlameTrail relay endpoint",
-			"Set endpoint in the provider block, or the "+EnvEndpoint+" environment variable, to the relay's base "+
-				"URL, such as http://127.0.0.1:8080.")
+	if err := checkEndpoint(endpoint); err != nil {
+		// The validator reported a configured value already; this catches the environment's.
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint",
+			fmt.Sprintf("The relay endpoint (from %s) %s.", endpointFrom, err))
 	}
 	if token == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Missing BlameTrail API token",
@@ -113,11 +149,39 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 				"token: the value of its --api-token flag, or the token it generated on first start into "+
 				"<data-dir>/api-token (the relay logs that path).")
 	}
+	timeoutText, timeoutFrom := setting(cfg.RequestTimeout, "request_timeout", EnvRequestTimeout, DefaultRequestTimeout.String())
+	timeout, err := parseRequestTimeout(timeoutText)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("request_timeout"), "Invalid request timeout",
+			fmt.Sprintf("The request timeout (from %s) %s.", timeoutFrom, err))
+	}
+	retriesCfg := types.StringNull()
+	if !cfg.MaxRetries.IsNull() {
+		retriesCfg = types.StringValue(strconv.FormatInt(cfg.MaxRetries.ValueInt64(), 10))
+	}
+	retriesText, retriesFrom := setting(retriesCfg, "max_retries", EnvMaxRetries, strconv.Itoa(DefaultMaxRetries))
+	retries, err := parseMaxRetries(retriesText)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("max_retries"), "Invalid max retries",
+			fmt.Sprintf("The max retries (from %s) %s.", retriesFrom, err))
+	}
+	caFile, caFrom := setting(cfg.CACertFile, "ca_cert_file", EnvCACertFile, "")
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	hc, err := httpClient(timeout, caFile)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("ca_cert_file"), "Invalid CA certificate file",
+			fmt.Sprintf("The CA certificate file (from %s): %s.", caFrom, err))
+		return
+	}
 
-	client, err := apiclient.New(endpoint, token, apiclient.WithUserAgent(userAgent(req.TerraformVersion, p.version)))
+	client, err := apiclient.New(endpoint, token,
+		apiclient.WithUserAgent(userAgent(req.TerraformVersion, p.version)),
+		apiclient.WithHTTPClient(hc),
+		// The longest single wait between tries stays the client's 30 s.
+		apiclient.WithRetries(retries, 30*time.Second),
+		apiclient.WithRequestLog(logRequest))
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint", err.Error())
 		return
@@ -139,13 +203,30 @@ func (p *blametrailProvider) DataSources(context.Context) []func() datasource.Da
 	}
 }
 
+// setting is a provider setting's value and where it came from: the provider block (the
+// attribute name), else the environment variable when set and not empty, else def
+// ("the default").
+func setting(v types.String, attr, env, def string) (value, from string) {
+	if !v.IsNull() {
+		return v.ValueString(), attr
+	}
+	if e := os.Getenv(env); e != "" {
+		return e, env
+	}
+	return def, "the default"
+}
+
 // userAgent follows the convention of HashiCorp-maintained providers, so relay logs tell
 // Terraform traffic (and which versions) from other API clients.
 func userAgent(terraformVersion, providerVersion string) string {
 	if terraformVersion == "" {
 		terraformVersion = "unknown"
 	}
-	return fmt.Sprintf("Terraform/%s terraform-provider-blametrail/%s", terraformVersion, providerVersion)
+	ua := fmt.Sprintf("Terraform/%s terraform-provider-blametrail/%s", terraformVersion, providerVersion)
+	if add := strings.TrimSpace(os.Getenv(EnvAppendUserAgent)); add != "" {
+		ua += " " + add
+	}
+	return ua
 }
 
 // clientFrom unpacks what Configure stored. It is nil before the provider is configured (as
@@ -167,19 +248,40 @@ func clientFrom(data any, diags *diag.Diagnostics) *apiclient.Client {
 // validation error, so its message can point at the line of configuration.
 var endpointFields = map[string]bool{"url": true, "name": true, "description": true, "event_types": true, "active": true}
 
-// addAPIError turns an API client error into a diagnostic that says what to do about it.
-func addAPIError(diags *diag.Diagnostics, summary string, err error) {
+// confirmRelay makes sure the provider talks to a BlameTrail relay (GET /api/info, asked once
+// per provider instance and then kept by the client) before anything depends on an answer:
+// above all before an endpoint_not_found is taken to mean an endpoint is gone. It adds the
+// diagnostic and returns false when it cannot.
+func confirmRelay(ctx context.Context, c *apiclient.Client, diags *diag.Diagnostics, summary string) bool {
+	if _, err := c.Confirm(ctx); err != nil {
+		addAPIError(diags, c, summary, err)
+		return false
+	}
+	return true
+}
+
+// addAPIError turns an API client error into a diagnostic that names the relay's address and
+// what answered, and says what to do about it.
+func addAPIError(diags *diag.Diagnostics, c *apiclient.Client, summary string, err error) {
 	var ae *apiclient.Error
+	base := c.BaseURL()
 	switch {
+	case errors.Is(err, apiclient.ErrNotRelay):
+		diags.AddError(summary, fmt.Sprintf("The server at %s is not a BlameTrail relay: %s.\n\n"+
+			"Nothing was changed, and every resource stays in state. Check endpoint in the provider block (or "+
+			"%s): it must be the relay's base URL, such as %s, with no path.",
+			base, strings.TrimPrefix(err.Error(), apiclient.ErrNotRelay.Error()+": "), EnvEndpoint, DefaultEndpoint))
 	case errors.As(err, &ae) && errors.Is(err, apiclient.ErrValidation) && endpointFields[ae.Field]:
 		diags.AddAttributeError(path.Root(ae.Field), summary, "The relay rejected "+ae.Field+": "+ae.Message)
 	case errors.Is(err, apiclient.ErrUnauthorized):
-		diags.AddError(summary, "The relay refused the API token (HTTP 401). Check api_token in the provider "+
-			"block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of <data-dir>/api-token.")
+		diags.AddError(summary, "The relay at "+base+" refused the API token (HTTP 401). Check api_token in the "+
+			"provider block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of "+
+			"<data-dir>/api-token.")
 	case errors.As(err, &ae):
-		diags.AddError(summary, ae.Error())
+		diags.AddError(summary, fmt.Sprintf("The BlameTrail relay at %s: %s.", base, ae))
 	default:
-		diags.AddError(summary, "The request to the BlameTrail relay failed: "+err.Error()+
-			"\n\nCheck that the relay is running and that the provider's endpoint (or "+EnvEndpoint+") points at it.")
+		diags.AddError(summary, fmt.Sprintf("Could not reach the BlameTrail relay at %s: %s.\n\n"+
+			"Check that the relay is running and that the provider's endpoint (or %s) points at it.",
+			base, err, EnvEndpoint))
 	}
 }

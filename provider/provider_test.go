@@ -106,7 +106,7 @@ func testAccCheckEndpointsDestroyed(s *terraform.State) error {
 		}
 		_, err := testRelay.Client.Endpoint(ctx, rs.Primary.ID)
 		switch {
-		case errors.Is(err, apiclient.ErrNotFound):
+		case errors.Is(err, apiclient.ErrEndpointNotFound):
 		case err != nil:
 			return fmt.Errorf("checking %s: %w", rs.Primary.ID, err)
 		default:
@@ -262,6 +262,34 @@ provider "blametrail" {
 data "blametrail_event_types" "all" {}
 `,
 			ExpectError: expectError(`Invalid BlameTrail relay endpoint.*absolute http\(s\) URL`),
+		}, {
+			// The relay's base URL with /api added: every request would miss the API.
+			Config: fmt.Sprintf(`
+provider "blametrail" {
+  endpoint  = "%s/api"
+  api_token = "any"
+}
+data "blametrail_event_types" "all" {}
+`, relayURL()),
+			ExpectError: expectError(`Invalid BlameTrail relay endpoint.*with no path \(found "/api"\)`),
+		}},
+	})
+}
+
+// TestAccProvider_invalidEndpointFromEnvironment: BLAMETRAIL_ENDPOINT is checked as the
+// attribute is, and the diagnostic says where the value came from.
+func TestAccProvider_invalidEndpointFromEnvironment(t *testing.T) {
+	t.Setenv(EnvEndpoint, relayURL()+"/api/")
+	t.Setenv(EnvAPIToken, relayToken())
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: `
+provider "blametrail" {}
+data "blametrail_event_types" "all" {}
+`,
+			ExpectError: expectError(`Invalid BlameTrail relay endpoint.*from ` + EnvEndpoint + `\).*with no path`),
 		}},
 	})
 }

@@ -3,17 +3,24 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
 )
 
-var _ datasource.DataSourceWithConfigure = (*webhookEndpointDataSource)(nil)
+var (
+	_ datasource.DataSourceWithConfigure      = (*webhookEndpointDataSource)(nil)
+	_ datasource.DataSourceWithValidateConfig = (*webhookEndpointDataSource)(nil)
+)
 
 // NewWebhookEndpointDataSource is the factory of the blametrail_webhook_endpoint data source.
 func NewWebhookEndpointDataSource() datasource.DataSource { return &webhookEndpointDataSource{} }
@@ -56,17 +63,20 @@ func endpointDataFrom(ep api.Endpoint) endpointData {
 	}
 }
 
-// endpointDataAttributes describes endpointData; the id is an input of the single-endpoint
-// data source and an output of the list.
-func endpointDataAttributes(idRequired bool) map[string]schema.Attribute {
-	return map[string]schema.Attribute{
+// endpointDataAttributes describes endpointData. With lookup (the single-endpoint data
+// source) id and name are inputs, exactly one of them set; in the list they are outputs.
+func endpointDataAttributes(lookup bool) map[string]schema.Attribute {
+	attrs := map[string]schema.Attribute{
 		"id": schema.StringAttribute{
-			Required:            idRequired,
-			Computed:            !idRequired,
+			Computed:            true,
 			MarkdownDescription: "Endpoint id (`ep_…`).",
 		},
-		"url":         schema.StringAttribute{Computed: true, MarkdownDescription: "URL deliveries are POSTed to."},
-		"name":        schema.StringAttribute{Computed: true, MarkdownDescription: "Display name."},
+		"name": schema.StringAttribute{Computed: true, MarkdownDescription: "Display name."},
+		"url": schema.StringAttribute{
+			Computed:            true,
+			Sensitive:           true,
+			MarkdownDescription: "URL deliveries are POSTed to. Sensitive, as the resource's `url` is.",
+		},
 		"description": schema.StringAttribute{Computed: true, MarkdownDescription: "Free text; `\"\"` when none."},
 		"event_types": schema.SetAttribute{
 			ElementType:         types.StringType,
@@ -85,6 +95,21 @@ func endpointDataAttributes(idRequired bool) map[string]schema.Attribute {
 		"created_at": schema.StringAttribute{Computed: true, MarkdownDescription: "Creation time (RFC 3339, UTC)."},
 		"updated_at": schema.StringAttribute{Computed: true, MarkdownDescription: "Time of the last change (RFC 3339, UTC)."},
 	}
+	if lookup {
+		attrs["id"] = schema.StringAttribute{
+			Optional:            true,
+			Computed:            true,
+			MarkdownDescription: "Endpoint id (`" + endpointIDExample + "`). Set either `id` or `name`.",
+			Validators:          []validator.String{endpointIDValidator{}},
+		}
+		attrs["name"] = schema.StringAttribute{
+			Optional: true,
+			Computed: true,
+			MarkdownDescription: "Display name. Set either `id` or `name`; by name, exactly one endpoint of the " +
+				"relay must have it (names are not unique: an error lists the ids when several do).",
+		}
+	}
+	return attrs
 }
 
 func (d *webhookEndpointDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -101,7 +126,7 @@ func (d *webhookEndpointDataSource) Schema(_ context.Context, _ datasource.Schem
 		MarkdownDescription: "Secret (`whsec_…`) the relay signs deliveries to this endpoint with.",
 	}
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Reads one webhook endpoint of the relay by id, signing secret included.",
+		MarkdownDescription: "Reads one webhook endpoint of the relay, signing secret included, by `id` or by `name`.",
 		Attributes:          attrs,
 	}
 }
@@ -110,27 +135,97 @@ func (d *webhookEndpointDataSource) Configure(_ context.Context, req datasource.
 	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
 }
 
+// ValidateConfig requires exactly one of id and name, at plan time. A value not known yet
+// (from a resource created in the same apply) counts as set.
+func (d *webhookEndpointDataSource) ValidateConfig(ctx context.Context, req datasource.ValidateConfigRequest, resp *datasource.ValidateConfigResponse) {
+	var cfg webhookEndpointDataSourceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	switch {
+	case cfg.ID.IsNull() && cfg.Name.IsNull():
+		resp.Diagnostics.AddError("Missing webhook endpoint id or name",
+			"Set id (such as "+endpointIDExample+") or name to say which endpoint to read.")
+	case !cfg.ID.IsNull() && !cfg.Name.IsNull():
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Conflicting webhook endpoint id and name",
+			"Set id or name, not both: the endpoint is looked up by one of them.")
+	}
+}
+
 func (d *webhookEndpointDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	var cfg webhookEndpointDataSourceModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	id := cfg.ID.ValueString()
-	ep, err := d.client.Endpoint(ctx, id)
+	what := "webhook endpoint " + cfg.ID.ValueString()
+	if cfg.ID.IsNull() {
+		what = fmt.Sprintf("webhook endpoint named %q", cfg.Name.ValueString())
+	}
+	summary := "Could not read " + what
+	if !confirmRelay(ctx, d.client, &resp.Diagnostics, summary) {
+		return
+	}
+	var ep api.Endpoint
+	var err error
+	if cfg.ID.IsNull() {
+		var ok bool
+		if ep, ok = d.byName(ctx, cfg.Name.ValueString(), summary, &resp.Diagnostics); !ok {
+			return
+		}
+	} else {
+		ep, err = d.client.Endpoint(ctx, cfg.ID.ValueString())
+	}
 	var secret string
 	if err == nil {
-		secret, err = d.client.Secret(ctx, id)
+		secret, err = d.client.Secret(ctx, ep.ID)
 	}
-	if errors.Is(err, apiclient.ErrNotFound) {
+	if errors.Is(err, apiclient.ErrEndpointNotFound) {
+		if cfg.ID.IsNull() { // deleted between the list and the secret
+			resp.Diagnostics.AddAttributeError(path.Root("name"), "Webhook endpoint not found",
+				fmt.Sprintf("The endpoint named %q (%s) was deleted while it was being read.", ep.Name, ep.ID))
+			return
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("id"), "Webhook endpoint not found",
-			"The relay has no endpoint with id "+id+".")
+			"The relay has no endpoint with id "+cfg.ID.ValueString()+".")
 		return
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, d.client, summary, err)
 		return
 	}
 	out := webhookEndpointDataSourceModel{endpointData: endpointDataFrom(ep), SigningSecret: types.StringValue(secret)}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &out)...)
+}
+
+// byName finds the one endpoint with this exact name; anything but one is a diagnostic on name.
+func (d *webhookEndpointDataSource) byName(ctx context.Context, name, summary string, diags *diag.Diagnostics) (api.Endpoint, bool) {
+	all, err := d.client.AllEndpoints(ctx)
+	if err != nil {
+		addAPIError(diags, d.client, summary, err)
+		return api.Endpoint{}, false
+	}
+	var found []api.Endpoint
+	for _, ep := range all {
+		if ep.Name == name {
+			found = append(found, ep)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], true
+	case 0:
+		diags.AddAttributeError(path.Root("name"), "Webhook endpoint not found",
+			fmt.Sprintf("The relay has no endpoint named %q (names are compared exactly, case included).", name))
+	default:
+		ids := make([]string, len(found))
+		for i, ep := range found {
+			ids[i] = ep.ID
+		}
+		diags.AddAttributeError(path.Root("name"), "Several webhook endpoints have this name",
+			fmt.Sprintf("%d endpoints are named %q: %s. Look the endpoint up by id instead.",
+				len(found), name, strings.Join(ids, ", ")))
+	}
+	return api.Endpoint{}, false
 }

@@ -67,7 +67,10 @@ func (r *webhookEndpointResource) Schema(_ context.Context, _ resource.SchemaReq
 			},
 			"url": schema.StringAttribute{
 				Required: true,
+				// Webhook URLs often carry a token or credentials; plans and logs show the name.
+				Sensitive: true,
 				MarkdownDescription: "Absolute `https://` URL deliveries are POSTed to, stored exactly as written. " +
+					"Sensitive, because webhook URLs often carry a token: plans show `name` to tell endpoints apart. " +
 					"`http://` URLs and private or loopback destinations are accepted only by a relay started with " +
 					"`--allow-http` or `--allow-private-networks`.",
 				Validators: []validator.String{urlValidator{}},
@@ -138,7 +141,8 @@ func (r *webhookEndpointResource) Configure(_ context.Context, req resource.Conf
 func (r *webhookEndpointResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan webhookEndpointModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	const summary = "Could not create webhook endpoint"
+	if resp.Diagnostics.HasError() || !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
 		return
 	}
 	ep, err := r.client.CreateEndpoint(ctx, apiclient.EndpointCreate{
@@ -150,7 +154,7 @@ func (r *webhookEndpointResource) Create(ctx context.Context, req resource.Creat
 		Secret:      configSecretWO(ctx, req.Config, &resp.Diagnostics),
 	})
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create webhook endpoint", err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	state := endpointModel(ep)
@@ -165,6 +169,10 @@ func (r *webhookEndpointResource) Read(ctx context.Context, req resource.ReadReq
 		return
 	}
 	id := state.ID.ValueString()
+	summary := "Could not read webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
 	ep, err := r.client.Endpoint(ctx, id)
 	var secret string
 	if err == nil {
@@ -172,14 +180,15 @@ func (r *webhookEndpointResource) Read(ctx context.Context, req resource.ReadReq
 		// up, and so import brings it.
 		secret, err = r.client.Secret(ctx, id)
 	}
-	if errors.Is(err, apiclient.ErrNotFound) {
-		// Deleted outside Terraform: forgetting it makes the next plan create it again.
+	if errors.Is(err, apiclient.ErrEndpointNotFound) {
+		// Deleted outside Terraform, says a confirmed relay: forgetting it makes the next plan
+		// create it again. Any other 404 (a route the relay does not serve) is an error below.
 		tflog.Warn(ctx, "webhook endpoint no longer exists on the relay; removing it from state", map[string]any{"id": id})
 		resp.State.RemoveResource(ctx)
 		return
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	next := endpointModel(ep)
@@ -197,6 +206,10 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 		return
 	}
 	id := state.ID.ValueString()
+	summary := "Could not update webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
 	var p apiclient.EndpointPatch
 	changed := false
 	if !plan.URL.Equal(state.URL) {
@@ -227,7 +240,7 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 		ep, err = r.client.Endpoint(ctx, id)
 	}
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 		return
 	}
 	next := endpointModel(ep)
@@ -244,18 +257,22 @@ func (r *webhookEndpointResource) Delete(ctx context.Context, req resource.Delet
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	err := r.client.DeleteEndpoint(ctx, state.ID.ValueString())
-	if err != nil && !errors.Is(err, apiclient.ErrNotFound) { // already gone is what we wanted
-		addAPIError(&resp.Diagnostics, "Could not delete webhook endpoint "+state.ID.ValueString(), err)
+	id := state.ID.ValueString()
+	summary := "Could not delete webhook endpoint " + id
+	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
+		return
+	}
+	// Already gone, says a confirmed relay, is what was asked. Any other error keeps the
+	// endpoint in state: a destroy that reported it gone while it still delivers would be worse.
+	if err := r.client.DeleteEndpoint(ctx, id); err != nil && !errors.Is(err, apiclient.ErrEndpointNotFound) {
+		addAPIError(&resp.Diagnostics, r.client, summary, err)
 	}
 }
 
 // ImportState takes the endpoint id; Read then fills in everything, the secret included.
 func (r *webhookEndpointResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !strings.HasPrefix(req.ID, "ep_") {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("Import a webhook endpoint by its id, such as ep_01JD…; got %q. The ids are listed by the "+
-				"blametrail_webhook_endpoints data source and by GET /api/webhooks/endpoints.", req.ID))
+	if msg := checkEndpointID(req.ID); msg != "" {
+		resp.Diagnostics.AddError("Invalid import ID", "Import a webhook endpoint by its id. "+msg)
 		return
 	}
 	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)

@@ -82,6 +82,7 @@ func TestAccWebhookEndpoint_lifecycle(t *testing.T) {
 				ConfigStateChecks: inPlace(
 					statecheck.ExpectKnownValue(endpointAddr, at("id"), knownvalue.StringRegexp(regexp.MustCompile(`^ep_`))),
 					statecheck.ExpectKnownValue(endpointAddr, at("url"), knownvalue.StringExact(url1)),
+					statecheck.ExpectSensitiveValue(endpointAddr, at("url")),
 					statecheck.ExpectKnownValue(endpointAddr, at("name"), knownvalue.StringExact("Lifecycle")),
 					statecheck.ExpectKnownValue(endpointAddr, at("description"), knownvalue.StringExact("made by the acceptance test\nsecond line")),
 					statecheck.ExpectKnownValue(endpointAddr, at("event_types"), knownvalue.SetExact([]knownvalue.Check{
@@ -314,10 +315,12 @@ func TestAccWebhookEndpoint_validation(t *testing.T) {
 			step(`Invalid webhook URL.*whitespace`, "https://hooks.example.com/a b", "x"),
 			step(`Invalid event type.*Unknown event type "incident.exploded"`, ok, "x", `event_types = ["incident.opened", "incident.exploded"]`),
 			step(`Invalid event type.*"test.ping" cannot be subscribed to`, ok, "x", `event_types = ["test.ping"]`),
-			step(`name must not be empty`, ok, "   "),
-			step(`name must be at most 200 characters \(got 201\)`, ok, strings.Repeat("n", 201)),
-			step(`name must not contain control characters`, ok, "two\nlines"),
-			step(`description must be at most 1024 characters`, ok, "x", fmt.Sprintf("description = %q", strings.Repeat("d", 1025))),
+			step(`Invalid webhook name.*name must not be empty`, ok, "   "),
+			step(`Invalid webhook name.*name must be at most 200 characters \(got 201\)`, ok, strings.Repeat("n", 201)),
+			step(`Invalid webhook name.*name must not contain control characters`, ok, "two\nlines"),
+			step(`Invalid webhook description.*description must be at most 1024 characters`, ok, "x", fmt.Sprintf("description = %q", strings.Repeat("d", 1025))),
+			// url is sensitive: the message names what is wrong, not the URL (unit-tested).
+			step(`Invalid webhook URL.*The relay would refuse it: url must not contain a fragment`, "https://hooks.example.com/x?token=s3cr3t#part", "x"),
 		},
 	})
 }
@@ -341,7 +344,7 @@ func TestAccWebhookEndpoint_importErrors(t *testing.T) {
 				ResourceName:  endpointAddr,
 				ImportState:   true,
 				ImportStateId: "dashboard",
-				ExpectError:   expectError(`Invalid import ID.*such as ep_`),
+				ExpectError:   expectError(`Invalid import ID.*ids look like ep_01jd`),
 			},
 		},
 	})

@@ -123,7 +123,7 @@ func (r *webhookEndpointResource) updateSecret(ctx context.Context, cfg tfsdk.Co
 			// The user stopped bringing the secret: show the one the relay signs with again.
 			info, err := r.client.SecretInfo(ctx, id)
 			if err != nil {
-				addAPIError(diags, "Could not read the signing secret of webhook endpoint "+id, err)
+				addAPIError(diags, r.client, "Could not read the signing secret of webhook endpoint "+id, err)
 				return false
 			}
 			secret = types.StringValue(info.Secret)
@@ -133,7 +133,7 @@ func (r *webhookEndpointResource) updateSecret(ctx context.Context, cfg tfsdk.Co
 	}
 	info, err := r.client.RotateSecret(ctx, id, rot)
 	if err != nil {
-		addAPIError(diags, "Could not rotate the signing secret of webhook endpoint "+id, err)
+		addAPIError(diags, r.client, "Could not rotate the signing secret of webhook endpoint "+id, err)
 		return false
 	}
 	expires := "null"

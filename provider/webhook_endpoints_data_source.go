@@ -48,9 +48,13 @@ func (d *webhookEndpointsDataSource) Configure(_ context.Context, req datasource
 }
 
 func (d *webhookEndpointsDataSource) Read(ctx context.Context, _ datasource.ReadRequest, resp *datasource.ReadResponse) {
+	const summary = "Could not list webhook endpoints"
+	if !confirmRelay(ctx, d.client, &resp.Diagnostics, summary) {
+		return
+	}
 	eps, err := d.client.AllEndpoints(ctx)
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not list webhook endpoints", err)
+		addAPIError(&resp.Diagnostics, d.client, summary, err)
 		return
 	}
 	out := webhookEndpointsModel{Endpoints: make([]endpointData, 0, len(eps))}

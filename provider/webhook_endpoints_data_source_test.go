@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
@@ -45,7 +46,8 @@ locals {
 }
 
 output "ours" {
-  value = [for e in data.blametrail_webhook_endpoints.all.endpoints : e if contains(local.ours, e.id)]
+  value     = [for e in data.blametrail_webhook_endpoints.all.endpoints : e if contains(local.ours, e.id)]
+  sensitive = true # url is
 }
 `
 	resource.ParallelTest(t, resource.TestCase{
@@ -56,6 +58,8 @@ output "ours" {
 			PreConfig: func() { createFillers(t, fillers) },
 			Config:    config,
 			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectSensitiveValue("data.blametrail_webhook_endpoints.all",
+					tfjsonpath.New("endpoints").AtSliceIndex(0).AtMapKey("url")),
 				statecheck.ExpectKnownOutputValue("ours", knownvalue.ListExact([]knownvalue.Check{
 					knownvalue.ObjectPartial(map[string]knownvalue.Check{
 						"url":         knownvalue.StringExact("https://hooks.example.com/list/a"),

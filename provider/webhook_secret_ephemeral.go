@@ -82,9 +82,13 @@ func (e *webhookSecretEphemeral) Open(ctx context.Context, req ephemeral.OpenReq
 			"endpoint_id is the id of a webhook endpoint, such as ep_01JD…; got "+id+".")
 		return
 	}
+	summary := "Could not read the signing secret of webhook endpoint " + id
+	if !confirmRelay(ctx, e.client, &resp.Diagnostics, summary) {
+		return
+	}
 	info, err := e.client.SecretInfo(ctx, id)
 	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read the signing secret of webhook endpoint "+id, err)
+		addAPIError(&resp.Diagnostics, e.client, summary, err)
 		return
 	}
 	m.Secret = types.StringValue(info.Secret)

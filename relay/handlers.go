@@ -39,6 +39,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, "POST") && s.authorized(ctx) {
 			s.ingest(ctx)
 		}
+	case path == "/api/info":
+		// Authenticated like the rest of /api: a client that confirms what it talks to has
+		// the token anyway, and a confirmed relay is then also one that accepts it.
+		if s.allow(ctx, "GET") && s.authorized(ctx) {
+			writeJSON(ctx, fasthttp.StatusOK, api.Info{Name: api.RelayName, APIVersion: api.APIVersion, Version: s.cfg.Version})
+		}
 	case path == "/api/event-types":
 		if s.allow(ctx, "GET") && s.authorized(ctx) {
 			writeJSON(ctx, fasthttp.StatusOK, api.EventTypeList{Data: api.EventTypes})
@@ -58,7 +64,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case isUIPath(path):
 		s.serveUI(ctx)
 	default:
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(path, 100))
+		routeNotFound(ctx)
 	}
 }
 
@@ -75,14 +81,15 @@ func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 	case "test":
 		ok = s.allow(ctx, "POST")
 	default:
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(string(ctx.Path()), 100))
+		routeNotFound(ctx)
 		return
 	}
 	if !ok || !s.authorized(ctx) {
 		return
 	}
 	if !store.ValidID("ep_", id) {
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "endpoint "+truncate(id, 64)+" not found")
+		// No endpoint can have this id: it is as missing as a well-formed one that is not there.
+		writeError(ctx, fasthttp.StatusNotFound, api.CodeEndpointNotFound, "endpoint "+truncate(id, 64)+" not found")
 		return
 	}
 	switch {
@@ -312,7 +319,9 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 	case err == nil:
 		return true
 	case errors.Is(err, store.ErrNotFound):
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "endpoint "+id+" not found")
+		// Every store lookup behind the admin API is by endpoint id; a delivery route would
+		// answer api.CodeDeliveryNotFound for its delivery id.
+		writeError(ctx, fasthttp.StatusNotFound, api.CodeEndpointNotFound, "endpoint "+id+" not found")
 	case errors.Is(err, store.ErrInactive):
 		writeError(ctx, fasthttp.StatusConflict, "endpoint_disabled", "endpoint "+id+" is disabled: enable it before sending a test")
 	case errors.Is(err, store.ErrBadCursor):
@@ -329,6 +338,12 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "the relay could not store this change durably; retry later")
 	}
 	return false
+}
+
+// routeNotFound answers a path the relay does not serve. Its code differs from
+// endpoint_not_found so a client sent to a wrong base URL never concludes an endpoint is gone.
+func routeNotFound(ctx *fasthttp.RequestCtx) {
+	writeError(ctx, fasthttp.StatusNotFound, api.CodeRouteNotFound, "no route "+truncate(string(ctx.Path()), 100))
 }
 
 func (s *Server) internalError(ctx *fasthttp.RequestCtx, what string, err error) {

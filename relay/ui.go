@@ -96,7 +96,7 @@ func (s *Server) serveUI(ctx *fasthttp.RequestCtx) {
 	}
 	a, ok := uiAssets[string(ctx.Path())]
 	if !ok {
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no route "+truncate(string(ctx.Path()), 100))
+		routeNotFound(ctx)
 		return
 	}
 	// Revalidate every time (the files change with the binary), but let an unchanged file

@@ -125,11 +125,11 @@ func TestUILeavesOtherRoutesAlone(t *testing.T) {
 	}{
 		{"POST", "/", http.StatusMethodNotAllowed, "method_not_allowed"},
 		{"DELETE", "/ui/app.js", http.StatusMethodNotAllowed, "method_not_allowed"},
-		{"GET", "/ui/", http.StatusNotFound, "not_found"},
-		{"GET", "/ui/missing.js", http.StatusNotFound, "not_found"},
-		{"GET", "/ui/../nope", http.StatusNotFound, "not_found"},
-		{"GET", "/index.html", http.StatusNotFound, "not_found"},
-		{"GET", "/nope", http.StatusNotFound, "not_found"},
+		{"GET", "/ui/", http.StatusNotFound, "route_not_found"},
+		{"GET", "/ui/missing.js", http.StatusNotFound, "route_not_found"},
+		{"GET", "/ui/../nope", http.StatusNotFound, "route_not_found"},
+		{"GET", "/index.html", http.StatusNotFound, "route_not_found"},
+		{"GET", "/nope", http.StatusNotFound, "route_not_found"},
 	} {
 		resp, body := uiRequest(t, tc.method, base+tc.path, nil)
 		var eb struct{ Error struct{ Code string } }

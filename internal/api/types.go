@@ -121,6 +121,31 @@ type EventTypeList struct {
 	Data []string `json:"data"`
 }
 
+// Info is the body of GET /api/info: what a client talks to. The Terraform provider trusts an
+// endpoint_not_found (and drops an endpoint from its state) only from a server whose Info has
+// Name RelayName and an APIVersion it supports.
+type Info struct {
+	Name       string `json:"name"`
+	APIVersion int    `json:"api_version"`
+	Version    string `json:"version"`
+}
+
+// RelayName is Info.Name of every BlameTrail relay.
+const RelayName = "blametrail-relay"
+
+// APIVersion is Info.APIVersion of this admin API. It changes only when a change would break
+// existing clients.
+const APIVersion = 1
+
+// The three 404 codes. Clients must tell them apart: only CodeEndpointNotFound says that an
+// endpoint does not exist; CodeRouteNotFound means the request went to a path the relay does
+// not serve (a wrong base URL, say), which says nothing about any endpoint.
+const (
+	CodeEndpointNotFound = "endpoint_not_found"
+	CodeDeliveryNotFound = "delivery_not_found"
+	CodeRouteNotFound    = "route_not_found"
+)
+
 // ErrorBody is every error response: {"error":{"code":…,"message":…}}.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`

@@ -16,33 +16,51 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 )
 
-// Sentinel errors; an *Error matches them with errors.Is by status.
+// Sentinel errors; an *Error matches them with errors.Is by status (and code).
 var (
-	ErrNotFound     = errors.New("not found")
-	ErrUnauthorized = errors.New("unauthorized")
-	ErrValidation   = errors.New("validation failed")
-	ErrConflict     = errors.New("conflict")
+	// ErrNotFound is any 404: a missing object, but also a path the server does not serve
+	// (a wrong base URL) or another HTTP server altogether. It never proves that an endpoint
+	// is gone; ErrEndpointNotFound from a confirmed relay (see Confirm) does.
+	ErrNotFound = errors.New("not found")
+	// ErrEndpointNotFound is a 404 with the relay's code endpoint_not_found.
+	ErrEndpointNotFound = errors.New("endpoint not found")
+	ErrUnauthorized     = errors.New("unauthorized")
+	ErrValidation       = errors.New("validation failed")
+	ErrConflict         = errors.New("conflict")
 )
 
-// Error is a non-2xx answer from the relay.
+// Error is a non-2xx answer. Code, Message and Field come from a relay's error body; when the
+// body is not one (another server answered), ContentType and Excerpt say what it was.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
 	Field   string
+
+	Method      string // of the request, such as GET
+	Path        string // of the request, without the base URL's and without the query
+	ContentType string // of the answer; "" when it had none
+	Excerpt     string // the start of a body that is not a relay error, on one line
 }
 
 func (e *Error) Error() string {
-	if e.Code == "" {
-		return fmt.Sprintf("relay answered HTTP %d", e.Status)
+	if e.Code != "" {
+		return fmt.Sprintf("%s %s answered HTTP %d (%s): %s", e.Method, e.Path, e.Status, e.Code, e.Message)
 	}
-	return fmt.Sprintf("relay answered HTTP %d (%s): %s", e.Status, e.Code, e.Message)
+	ct := orNone(e.ContentType)
+	body := "empty body"
+	if e.Excerpt != "" {
+		body = strconv.Quote(e.Excerpt)
+	}
+	return fmt.Sprintf("%s %s answered HTTP %d, %s: %s", e.Method, e.Path, e.Status, ct, body)
 }
 
 // Is lets callers branch with errors.Is(err, apiclient.ErrNotFound).
@@ -50,6 +68,8 @@ func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Status == http.StatusNotFound
+	case ErrEndpointNotFound:
+		return e.Status == http.StatusNotFound && e.Code == api.CodeEndpointNotFound
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized
 	case ErrValidation:
@@ -68,6 +88,11 @@ type Client struct {
 	userAgent string
 	retries   int
 	maxWait   time.Duration
+
+	logRequest func(context.Context, RequestLog)
+
+	confirmMu sync.Mutex
+	confirmed *api.Info // set by the first successful Confirm
 }
 
 // Option adjusts a Client.
@@ -83,6 +108,22 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // single wait between tries (default 30 s).
 func WithRetries(n int, maxWait time.Duration) Option {
 	return func(c *Client) { c.retries, c.maxWait = n, maxWait }
+}
+
+// RequestLog describes one HTTP request the client sent (each retry is one more): what a
+// debug log may show. It never holds the token, a body or the base URL.
+type RequestLog struct {
+	Method   string
+	Path     string // without the base URL and the query
+	Status   int    // 0 when no answer came
+	Duration time.Duration
+	Attempt  int   // 1 for the first try
+	Err      error // the transport error when no answer came
+}
+
+// WithRequestLog calls f after every request, with the request's context.
+func WithRequestLog(f func(context.Context, RequestLog)) Option {
+	return func(c *Client) { c.logRequest = f }
 }
 
 // New returns a client for the relay at baseURL (e.g. "http://127.0.0.1:8080").
@@ -132,7 +173,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	u.RawQuery = query.Encode()
 	for try := 0; ; try++ {
+		start := time.Now()
 		resp, err := c.send(ctx, method, u.String(), body)
+		if c.logRequest != nil {
+			l := RequestLog{Method: method, Path: path, Duration: time.Since(start), Attempt: try + 1, Err: err}
+			if err == nil {
+				l.Status = resp.StatusCode
+			}
+			c.logRequest(ctx, l)
+		}
 		var wait time.Duration
 		switch {
 		case err != nil:
@@ -144,7 +193,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			wait = max(backoff(try), retryAfter(resp.Header.Get("Retry-After")))
 			drain(resp)
 		default:
-			return decode(resp, method, path, out)
+			return c.decode(resp, method, path, out)
 		}
 		wait = min(wait, c.maxWait)
 		t := time.NewTimer(wait)
@@ -175,19 +224,33 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte) (*http
 	return c.http.Do(req)
 }
 
-func decode(resp *http.Response, method, path string, out any) error {
+// rawBody, as the out of do, receives a 2xx answer as it came, for callers that must judge
+// what answered before trusting its shape (Info).
+type rawBody struct {
+	status      int
+	contentType string
+	body        []byte
+}
+
+func (c *Client) decode(resp *http.Response, method, path string, out any) error {
 	defer drain(resp)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("apiclient: %s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
+		e := &Error{Status: resp.StatusCode, Method: method, Path: path, ContentType: resp.Header.Get("Content-Type")}
 		var eb api.ErrorBody
-		if json.Unmarshal(b, &eb) == nil {
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 			e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+		} else {
+			e.Excerpt = c.excerpt(b)
 		}
 		return e
+	}
+	if rb, ok := out.(*rawBody); ok {
+		rb.status, rb.contentType, rb.body = resp.StatusCode, resp.Header.Get("Content-Type"), b
+		return nil
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -196,6 +259,23 @@ func decode(resp *http.Response, method, path string, out any) error {
 		return fmt.Errorf("apiclient: %s %s: decode response: %w", method, path, err)
 	}
 	return nil
+}
+
+// excerptLen bounds the part of a foreign body quoted in an error: enough to recognise a
+// "404 page not found" or an HTML title, too little to flood a diagnostic.
+const excerptLen = 100
+
+// excerpt is the start of body on one line, for an error that must say what answered. The
+// token is cut out first: a server that echoes requests would otherwise put it in a
+// diagnostic or a CI log.
+func (c *Client) excerpt(body []byte) string {
+	s := strings.ReplaceAll(string(body), c.token, "<redacted>")
+	s = strings.ToValidUTF8(s[:min(len(s), 4<<10)], "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if r := []rune(s); len(r) > excerptLen {
+		s = string(r[:excerptLen]) + "…"
+	}
+	return s
 }
 
 func drain(resp *http.Response) {

@@ -553,7 +553,9 @@
       await api('DELETE', epPath(target.id));
     } catch (err) {
       if (err instanceof Unauthorized) return;
-      if (err.status !== 404) {
+      // Already gone is what was asked; any other 404 (a route the relay does not serve)
+      // is a failure, not a deletion.
+      if (err.code !== 'endpoint_not_found') {
         $('delete-error').textContent = `Could not delete: ${err.message}`;
         $('delete-confirm').disabled = false;
         return;
@@ -785,7 +787,7 @@
       list = await api('GET', `${epPath(id)}/deliveries?limit=${state.detailLimit}`);
     } catch (err) {
       if (err instanceof Unauthorized || stale()) return;
-      if (err.status === 404) {
+      if (err.code === 'endpoint_not_found') {
         $('detail-title').textContent = 'Endpoint not found';
         $('detail-meta').replaceChildren(el('p', {}, 'It may have been deleted. ', el('a', { href: '#/' }, 'Back to Webhooks')));
         show('deliveries-empty', false);

@@ -326,7 +326,7 @@ func TestAdminDelete(t *testing.T) {
 		{"DELETE", p, "", ""},
 	} {
 		status, body, _ := r.Do(c.method, c.path, c.ct, r.Token, []byte(c.body))
-		checkErrorBody(t, status, body, http.StatusNotFound, "not_found")
+		checkErrorBody(t, status, body, http.StatusNotFound, "endpoint_not_found")
 	}
 	_, err := r.Client.Endpoint(testCtx(t), ep.ID)
 	if !errors.Is(err, apiclient.ErrNotFound) {

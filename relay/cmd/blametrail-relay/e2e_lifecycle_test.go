@@ -354,7 +354,7 @@ func TestDeleteStopsDeliveries(t *testing.T) {
 	}
 	for _, id := range []string{epPending.ID, epInFlight.ID} {
 		status, body, _ := r.Do("GET", "/api/webhooks/endpoints/"+id+"/deliveries", "", r.Token, nil)
-		checkErrorBody(t, status, body, http.StatusNotFound, "not_found")
+		checkErrorBody(t, status, body, http.StatusNotFound, "endpoint_not_found")
 	}
 	checkAlive(t, r)
 }
