@@ -28,12 +28,15 @@ test: fmt-check vet tidy-check
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$tf" CHECKPOINT_DISABLE=1 \
 		$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-# Regenerates docs/ with tfplugindocs from templates/, examples/ and the provider's schema;
-# TestDocsAreGenerated fails when docs/ differs. Keep the flags equal to docs_test.go's.
+# Regenerates docs/ with tfplugindocs from templates/, examples/ and the provider's schema,
+# then validates it as the Terraform Registry would (only .md under docs/, front matter, ...);
+# TestDocsAreGenerated fails when docs/ differs, TestDocsValidate when validation fails.
+# Keep the flags equal to docs_test.go's.
 docs:
 	tf="$$(bash scripts/ensure-terraform.sh)" && \
-	PATH="$$(dirname "$$tf"):$$PATH" CHECKPOINT_DISABLE=1 \
-		$(GO) tool tfplugindocs generate --provider-name blametrail --rendered-provider-name BlameTrail
+	export PATH="$$(dirname "$$tf"):$$PATH" CHECKPOINT_DISABLE=1 && \
+	$(GO) tool tfplugindocs generate --provider-name blametrail --rendered-provider-name BlameTrail && \
+	$(GO) tool tfplugindocs validate --provider-name blametrail
 
 vet:
 	$(GO) vet $(PKGS)
