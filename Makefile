@@ -4,7 +4,7 @@ VERSION  ?= dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build relay provider run test test-unit vet tidy-check fmt-check fuzz bench clean docs
+.PHONY: all build relay provider run test test-unit vet tidy-check fmt-check fuzz bench clean docs release-check
 
 all: build
 
@@ -28,12 +28,24 @@ test: fmt-check vet tidy-check
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$tf" CHECKPOINT_DISABLE=1 \
 		$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-# Regenerates docs/ with tfplugindocs from templates/, examples/ and the provider's schema;
-# TestDocsAreGenerated fails when docs/ differs. Keep the flags equal to docs_test.go's.
+# Regenerates docs/ with tfplugindocs from templates/, examples/ and the provider's schema,
+# then validates it as the Terraform Registry would (only .md under docs/, front matter, ...);
+# TestDocsAreGenerated fails when docs/ differs, TestDocsValidate when validation fails.
+# Keep the flags equal to docs_test.go's.
 docs:
 	tf="$$(bash scripts/ensure-terraform.sh)" && \
-	PATH="$$(dirname "$$tf"):$$PATH" CHECKPOINT_DISABLE=1 \
-		$(GO) tool tfplugindocs generate --provider-name blametrail --rendered-provider-name BlameTrail
+	export PATH="$$(dirname "$$tf"):$$PATH" CHECKPOINT_DISABLE=1 && \
+	$(GO) tool tfplugindocs generate --provider-name blametrail --rendered-provider-name BlameTrail && \
+	$(GO) tool tfplugindocs validate --provider-name blametrail
+
+# Checks the release configuration with the pinned goreleaser (installed with `go install` on
+# first use, see scripts/ensure-goreleaser.sh), then builds a snapshot of the provider and the
+# relay for linux/amd64 into dist/. Not part of `make test`. TestGoreleaserTargets checks that
+# every other GOOS/GOARCH pair .goreleaser.yml lists is one this Go can build.
+release-check:
+	gr="$$(bash scripts/ensure-goreleaser.sh)" && \
+	"$$gr" check && \
+	GOOS=linux GOARCH=amd64 "$$gr" build --snapshot --clean --single-target
 
 vet:
 	$(GO) vet $(PKGS)

@@ -13,6 +13,11 @@ import (
 // tfplugindocsArgs is how `make docs` runs the generator; keep the two the same.
 var tfplugindocsArgs = []string{"generate", "--provider-name", "blametrail", "--rendered-provider-name", "BlameTrail"}
 
+// tfplugindocsValidateArgs is how `make docs` checks docs/ after generating it, and what the
+// Terraform Registry accepts: only .md files, known directories, valid front matter, a page
+// per resource and data source.
+var tfplugindocsValidateArgs = []string{"validate", "--provider-name", "blametrail"}
+
 // managedDocs are the parts of docs/ that tfplugindocs owns (it deletes and rewrites them);
 // anything else in docs/, such as docs/images, is left to people.
 var managedDocs = []string{"index.md", "data-sources", "resources", "guides", "functions",
@@ -68,6 +73,21 @@ func TestDocsAreGenerated(t *testing.T) {
 		for _, s := range stale {
 			t.Errorf("  docs/%s", s)
 		}
+	}
+}
+
+// TestDocsValidate runs `tfplugindocs validate` on docs/ as committed (the Registry rejects,
+// for example, a non-.md file under docs/).
+func TestDocsValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the provider and runs terraform; skipped with -short")
+	}
+	tf := terraformBinary(t)
+	cmd := exec.Command("go", append([]string{"tool", "tfplugindocs"}, tfplugindocsValidateArgs...)...)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(tf)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"CHECKPOINT_DISABLE=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tfplugindocs validate: %v\n%s", err, b)
 	}
 }
 

@@ -2,7 +2,14 @@
 #
 # Terraform reaches the relay's admin API on 127.0.0.1:8080: compose.yaml publishes it there,
 # and for the pod run `kubectl port-forward pod/app 8080:8080`. The token comes from the
-# environment: export BLAMETRAIL_API_TOKEN=<the relay's token>.
+# environment: export BLAMETRAIL_API_TOKEN=<the relay's token>. Then, in this directory:
+#
+#   terraform init && terraform apply    # the provider from the Terraform Registry
+#
+# With a provider you built yourself (`make provider`, and a CLI configuration with
+# dev_overrides in TF_CLI_CONFIG_FILE, as in the README), run `terraform apply` without
+# `terraform init`: Terraform uses bin/ as it is, and says so in a warning; init would
+# look the provider up in the registry instead.
 
 terraform {
   required_version = ">= 1.5.0"

@@ -14,7 +14,7 @@ import (
 	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
 )
 
-// The receiver snippets in docs/guides are independent implementations of the scheme; these
+// The receiver snippets in examples/verify are independent implementations of the scheme; these
 // tests keep them in agreement with the Go signer. Locally a missing interpreter only skips,
 // but in CI (CI set) it fails, so the snippets cannot silently go untested.
 func TestReceiverSnippets(t *testing.T) {
@@ -82,7 +82,7 @@ func TestReceiverSnippets(t *testing.T) {
 				}
 				t.Fatalf("%s is required in CI: %v", in.binary, err)
 			}
-			script := filepath.Join("..", "..", "docs", "guides", in.script)
+			script := filepath.Join("..", "..", "examples", "verify", in.script)
 			for i, r := range runs {
 				t.Run(r.name, func(t *testing.T) {
 					bodyFile := filepath.Join(dir, in.name+strconv.Itoa(i)+".body")

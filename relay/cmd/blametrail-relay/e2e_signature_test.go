@@ -16,7 +16,7 @@ import (
 )
 
 // TestSignatureIndependentVerifiers checks a delivery the real relay signed with the Go
-// package and with the Python and Node verifiers from docs/guides, each a separate
+// package and with the Python and Node verifiers from examples/verify, each a separate
 // implementation of the scheme; a tampered copy must fail in all of them. In CI (CI=true) the
 // interpreters are required; elsewhere a missing one skips its case.
 func TestSignatureIndependentVerifiers(t *testing.T) {
@@ -65,7 +65,7 @@ func TestSignatureIndependentVerifiers(t *testing.T) {
 		}
 	})
 
-	guides := filepath.Join("..", "..", "..", "docs", "guides")
+	verifiers := filepath.Join("..", "..", "..", "examples", "verify")
 	for _, v := range []struct{ name, interpreter, script string }{
 		{"python", "python3", "verify_signature.py"},
 		{"node", "node", "verify_signature.js"},
@@ -78,7 +78,7 @@ func TestSignatureIndependentVerifiers(t *testing.T) {
 				}
 				t.Skipf("%s not installed: %v", v.interpreter, err)
 			}
-			script := filepath.Join(guides, v.script)
+			script := filepath.Join(verifiers, v.script)
 			run := func(secret, body, id string) (int, string) {
 				ctx := relaytest.Context(t, 30*time.Second)
 				cmd := exec.CommandContext(ctx, bin, script, "--secret", secret, "--id", id,
