@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -26,20 +27,7 @@ func drainRefusedBody(ctx *fasthttp.RequestCtx) {
 	if cl <= 0 || cl > drainMaxBytes || conn == nil {
 		return
 	}
-	deadline := time.Now().Add(drainMaxTime)
-	buf := make([]byte, 32<<10)
-	for n := 0; n < cl; {
-		now := time.Now()
-		if !now.Before(deadline) {
-			return
-		}
-		_ = conn.SetReadDeadline(now.Add(min(drainIdle, deadline.Sub(now))))
-		m, err := conn.Read(buf)
-		n += m
-		if err != nil {
-			return
-		}
-	}
+	drainConn(conn, cl, func([]byte) bool { return false })
 }
 
 // drainRefusedHeaders is drainRefusedBody for a header block over the read buffer (431): it
@@ -51,10 +39,23 @@ func drainRefusedHeaders(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	end := []byte("\r\n\r\n")
+	var tail []byte // the last bytes read, for a blank line split across reads
+	drainConn(conn, drainMaxBytes, func(chunk []byte) bool {
+		tail = append(tail, chunk...)
+		if bytes.Contains(tail, end) {
+			return true
+		}
+		tail = append(tail[:0], tail[max(0, len(tail)-len(end)+1):]...)
+		return false
+	})
+}
+
+// drainConn reads and discards from conn until done says so of what it just read, limit bytes
+// were read, a read fails, or drainMaxTime passed (each read waits at most drainIdle).
+func drainConn(conn net.Conn, limit int, done func(chunk []byte) bool) {
 	deadline := time.Now().Add(drainMaxTime)
 	buf := make([]byte, 32<<10)
-	var tail []byte // the last bytes read, for a blank line split across reads
-	for n := 0; n < drainMaxBytes; {
+	for n := 0; n < limit; {
 		now := time.Now()
 		if !now.Before(deadline) {
 			return
@@ -62,10 +63,8 @@ func drainRefusedHeaders(ctx *fasthttp.RequestCtx) {
 		_ = conn.SetReadDeadline(now.Add(min(drainIdle, deadline.Sub(now))))
 		m, err := conn.Read(buf)
 		n += m
-		tail = append(tail, buf[:m]...)
-		if bytes.Contains(tail, end) || err != nil {
+		if err != nil || done(buf[:m]) {
 			return
 		}
-		tail = append(tail[:0], tail[max(0, len(tail)-len(end)+1):]...)
 	}
 }

@@ -182,7 +182,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	var good bytes.Buffer
-	if err := s.captureAt(wal.Position{Segment: 3, Offset: 16}).write(&good); err != nil {
+	if err := s.captureAt(wal.Position{Segment: 3, Offset: 16}, nil).write(&good); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good.Bytes())

@@ -107,15 +107,26 @@ func captureDelivery(dst *capDelivery, d *delivery) {
 	dst.packed |= uint64(d.next)<<16 | uint64(d.status)
 }
 
-// capture copies the state at a fresh WAL segment. Callers hold s.mu.
-func (s *Store) capture() *capture {
-	c := s.captureAt(s.wal.Rotate())
+// capture copies the state at a fresh WAL segment, into buf when it has room (its slots
+// must be zero). Callers hold s.mu.
+func (s *Store) capture(buf []capDelivery) *capture {
+	c := s.captureAt(s.wal.Rotate(), buf)
 	c.written, c.durable = s.wal.Written(), s.wal.Barrier()
 	return c
 }
 
-// captureAt copies the state, which replay from `from` continues. Callers hold s.mu.
-func (s *Store) captureAt(from wal.Position) *capture {
+// deliverySlots is how many slots a capture takes now. Callers hold s.mu.
+func (s *Store) deliverySlots() int {
+	n := 0
+	for _, ep := range s.endpoints {
+		n += len(ep.deliveries)
+	}
+	return n
+}
+
+// captureAt copies the state, which replay from `from` continues, into buf when it has room.
+// Callers hold s.mu.
+func (s *Store) captureAt(from wal.Position, buf []capDelivery) *capture {
 	c := &capture{from: from, durable: noWait}
 	s.ids.mu.Lock()
 	c.lastMS = s.ids.lastMS
@@ -141,7 +152,11 @@ func (s *Store) captureAt(from wal.Position) *capture {
 		c.perEP = append(c.perEP, len(dl))
 		n += len(dl)
 	}
-	c.dls = make([]capDelivery, n)
+	if cap(buf) >= n {
+		c.dls = buf[:n]
+	} else {
+		c.dls = make([]capDelivery, n)
+	}
 	captureParallel(c.dls, lists)
 	keys := s.idem.Keys() // oldest first, so a restore keeps the LRU order
 	c.idem = make([]snapLine, 0, len(keys))
