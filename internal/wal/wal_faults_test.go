@@ -245,8 +245,8 @@ func TestRotationFailure(t *testing.T) {
 }
 
 // TestWriteFileAtomicFaults: a failure at any step returns an error, and until the rename the
-// old content stays; a failed dir fsync comes after the rename, so the file holds one whole
-// version, the new one.
+// old content stays and the temp file is removed; a failed dir fsync comes after the rename,
+// so the file holds one whole version, the new one.
 func TestWriteFileAtomicFaults(t *testing.T) {
 	writers := map[string]func(FS, string, []byte) error{
 		"WriteFileAtomic": WriteFileAtomic,
@@ -296,6 +296,9 @@ func TestWriteFileAtomicFaults(t *testing.T) {
 				}
 				if !bytes.Equal(got, want) {
 					t.Fatalf("file holds %q…, want %q…", got[:min(len(got), 20)], want[:min(len(want), 20)])
+				}
+				if _, err := ffs.OpenFile(path+".tmp", os.O_RDONLY, 0); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("the temp file is left behind: %v", err)
 				}
 			})
 		}
