@@ -223,7 +223,8 @@ data "blametrail_event_types" "all" {}
 // TestAccProvider_relayDown: a relay that is not running fails the apply within seconds (the
 // client retries a refused connection only briefly) with an error that says what to check.
 func TestAccProvider_relayDown(t *testing.T) {
-	start := time.Now()
+	// No wall-clock check here: a parallel test waits for its slot, so its duration says
+	// nothing. How many times a refused connection is tried is the apiclient's unit test.
 	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -242,9 +243,6 @@ resource "blametrail_webhook_endpoint" "down" {
 			ExpectError: expectError(`Could not create webhook endpoint.*connection refused.*Check that the relay is running`),
 		}},
 	})
-	if d := time.Since(start); d > 60*time.Second {
-		t.Errorf("the failing apply took %s; a refused connection must fail fast", d)
-	}
 }
 
 // TestAccProvider_invalidEndpoint: an endpoint that is not an absolute http(s) URL is
