@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
+	"github.com/blametrail/terraform-provider-blametrail/internal/relaytest"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
 	"github.com/blametrail/terraform-provider-blametrail/relay/signature"
 )
@@ -57,48 +58,6 @@ func checkErrorText(t *testing.T, msg string) {
 	if strings.Contains(strings.ToLower(msg), strings.ToLower(leak)) {
 		t.Errorf("error carries the receiver's secret: %q", msg)
 	}
-}
-
-// rawReceiver answers every request on 127.0.0.1 with the bytes answer writes, then closes
-// the connection. It reads the request first, so the sender never sees a reset.
-func rawReceiver(t *testing.T, answer func(w *bufio.Writer)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(conn)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				bw := bufio.NewWriter(conn)
-				answer(bw)
-				_ = bw.Flush()
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/hook"
-}
-
-func raw(s string) func(w *bufio.Writer) {
-	return func(w *bufio.Writer) { _, _ = w.WriteString(s) }
 }
 
 // TestSenderAcceptsLargeResponseHeaders: CDNs, gateways and cookies make response headers of
@@ -253,38 +212,38 @@ func TestSenderErrorsCarryNoReceiverBytes(t *testing.T) {
 	huge := strings.Repeat("h", 80<<10)
 	tests := []struct {
 		name    string
-		answer  func(w *bufio.Writer)
+		answer  string
 		code    int
 		success bool
 		err     string // exact
 	}{
-		{"500 with cookie and body", raw("HTTP/1.1 500 Internal " + leak + "\r\nSet-Cookie: session=" + leak +
+		{"500 with cookie and body", ("HTTP/1.1 500 Internal " + leak + "\r\nSet-Cookie: session=" + leak +
 			"\r\nX-Debug: " + leak + "\r\nContent-Length: 15\r\n\r\n" + leak), 500, false, ""},
-		{"500 with invalid UTF-8 reason", raw("HTTP/1.1 500 \xff\xfe" + leak + "\r\nContent-Length: 0\r\n\r\n"), 500, false, ""},
-		{"429 with a bad Retry-After", raw("HTTP/1.1 429 Slow\r\nRetry-After: " + leak + "\r\nContent-Length: 0\r\n\r\n"), 429, false, ""},
-		{"redirect with userinfo, path, query and fragment", raw("HTTP/1.1 302 Found\r\nLocation: https://u:" + leak +
+		{"500 with invalid UTF-8 reason", ("HTTP/1.1 500 \xff\xfe" + leak + "\r\nContent-Length: 0\r\n\r\n"), 500, false, ""},
+		{"429 with a bad Retry-After", ("HTTP/1.1 429 Slow\r\nRetry-After: " + leak + "\r\nContent-Length: 0\r\n\r\n"), 429, false, ""},
+		{"redirect with userinfo, path, query and fragment", ("HTTP/1.1 302 Found\r\nLocation: https://u:" + leak +
 			"@Hooks.Example.com:8443/p/" + leak + "?token=" + leak + "#" + leak + "\r\nContent-Length: 0\r\n\r\n"),
 			302, false, "redirect (302) not followed, to https://hooks.example.com:8443"},
-		{"relative redirect", raw("HTTP/1.1 307 Temporary Redirect\r\nLocation: /" + leak + "?t=" + leak + "\r\nContent-Length: 0\r\n\r\n"),
+		{"relative redirect", ("HTTP/1.1 307 Temporary Redirect\r\nLocation: /" + leak + "?t=" + leak + "\r\nContent-Length: 0\r\n\r\n"),
 			307, false, "redirect (307) not followed, to the same host"},
-		{"redirect to a host that is not a host", raw("HTTP/1.1 301 Moved\r\nLocation: https://" + leak + "%00\xff.example/\r\nContent-Length: 0\r\n\r\n"),
+		{"redirect to a host that is not a host", ("HTTP/1.1 301 Moved\r\nLocation: https://" + leak + "%00\xff.example/\r\nContent-Length: 0\r\n\r\n"),
 			301, false, "redirect (301) not followed"},
-		{"redirect without Location", raw("HTTP/1.1 303 See Other\r\nContent-Length: 0\r\n\r\n"), 303, false, "redirect (303) not followed"},
-		{"redirect to a huge Location", raw("HTTP/1.1 308 Permanent\r\nLocation: https://example.com/" + leak + strings.Repeat("x", 4000) +
+		{"redirect without Location", ("HTTP/1.1 303 See Other\r\nContent-Length: 0\r\n\r\n"), 303, false, "redirect (303) not followed"},
+		{"redirect to a huge Location", ("HTTP/1.1 308 Permanent\r\nLocation: https://example.com/" + leak + strings.Repeat("x", 4000) +
 			"\r\nContent-Length: 0\r\n\r\n"), 308, false, "redirect (308) not followed, to https://example.com"},
-		{"malformed status line", raw("HTTP/1.1 " + leak + "\r\nContent-Length: 0\r\n\r\n"), 0, false, "malformed response"},
-		{"not HTTP at all", raw(leak + " " + leak + "\r\n\r\n"), 0, false, "malformed response"},
-		{"header line without a colon", raw("HTTP/1.1 200 OK\r\n" + leak + "\r\nContent-Length: 0\r\n\r\n"), 0, false, "malformed response"},
-		{"header too large", raw("HTTP/1.1 200 OK\r\nX-A: " + leak + huge + leak + "\r\n\r\n"), 0, false, "response header too large"},
-		{"headers cut off", raw("HTTP/1.1 200 OK\r\nX-Token: " + leak), 0, false, "connection closed inside the response headers"},
-		{"bad chunk size after a 200", raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + leak + "\r\n" + leak + "\r\n"), 200, true, ""},
-		{"body cut short after a 200", raw("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + leak), 200, true, ""},
-		{"closed without an answer", raw(""), 0, false, "connection closed before a response"},
+		{"malformed status line", ("HTTP/1.1 " + leak + "\r\nContent-Length: 0\r\n\r\n"), 0, false, "malformed response"},
+		{"not HTTP at all", (leak + " " + leak + "\r\n\r\n"), 0, false, "malformed response"},
+		{"header line without a colon", ("HTTP/1.1 200 OK\r\n" + leak + "\r\nContent-Length: 0\r\n\r\n"), 0, false, "malformed response"},
+		{"header too large", ("HTTP/1.1 200 OK\r\nX-A: " + leak + huge + leak + "\r\n\r\n"), 0, false, "response header too large"},
+		{"headers cut off", ("HTTP/1.1 200 OK\r\nX-Token: " + leak), 0, false, "connection closed inside the response headers"},
+		{"bad chunk size after a 200", ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + leak + "\r\n" + leak + "\r\n"), 200, true, ""},
+		{"body cut short after a 200", ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + leak), 200, true, ""},
+		{"closed without an answer", (""), 0, false, "connection closed before a response"},
 	}
 	s := answerSender(2 * time.Second)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := sendOnce(t, s, rawReceiver(t, tt.answer))
+			res := sendOnce(t, s, relaytest.RawAnswer(t, tt.answer))
 			if res.success != tt.success || res.attempt.StatusCode != tt.code || res.attempt.Error != tt.err {
 				t.Errorf("success %v, code %d, error %q; want success %v, code %d, error %q",
 					res.success, res.attempt.StatusCode, res.attempt.Error, tt.success, tt.code, tt.err)

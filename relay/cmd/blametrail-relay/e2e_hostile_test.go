@@ -271,32 +271,6 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	})
 
-	bin := relaytest.Binary(t)
-	for _, tt := range []struct {
-		name string
-		args []string
-		env  []string
-		want string
-	}{
-		{"zero connections", []string{"--max-connections", "0"}, nil, "--max-connections: 0 is outside"},
-		{"connections env", nil, []string{"BLAMETRAIL_MAX_CONNECTIONS=many"}, "max-connections"},
-		{"negative per ip", []string{"--max-connections-per-ip", "-1"}, nil, "--max-connections-per-ip: -1 is outside"},
-		{"per ip over total", []string{"--max-connections", "10", "--max-connections-per-ip", "11"}, nil, "--max-connections-per-ip"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.CommandContext(relaytest.Context(t, 15*time.Second), bin,
-				append([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, tt.args...)...)
-			cmd.Env = append(os.Environ(), tt.env...)
-			out, err := cmd.CombinedOutput()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit: %v, want code 2\n%s", err, out)
-			}
-			if !strings.Contains(string(out), tt.want) {
-				t.Errorf("output does not say %q:\n%s", tt.want, out)
-			}
-		})
-	}
 }
 
 // TestSlowlorisCutOff: a client that trickles its headers, a byte at a time, loses the

@@ -165,6 +165,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bad env bool", nil, []string{"BLAMETRAIL_ALLOW_HTTP=maybe"}, "allow-http"},
 		{"bad env disable-after", nil, []string{"BLAMETRAIL_DISABLE_AFTER=-1"}, "disable-after"},
 		{"positional argument", []string{"serve"}, nil, "serve"},
+		{"zero connections", []string{"--max-connections", "0"}, nil, "--max-connections: 0 is outside"},
+		{"connections env", nil, []string{"BLAMETRAIL_MAX_CONNECTIONS=many"}, "max-connections"},
+		{"negative per ip", []string{"--max-connections-per-ip", "-1"}, nil, "--max-connections-per-ip: -1 is outside"},
+		{"per ip over total", []string{"--max-connections", "10", "--max-connections-per-ip", "11"}, nil, "--max-connections-per-ip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

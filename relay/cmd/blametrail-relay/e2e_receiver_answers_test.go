@@ -5,14 +5,10 @@ package main_test
 // the delivery history or the relay's log.
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
@@ -76,7 +72,7 @@ func TestReceiverAnswersNeverLeak(t *testing.T) {
 		w.Header().Set("Location", "https://user:"+token+"@login.example.com/cb/"+token+"?code="+token)
 		w.WriteHeader(http.StatusFound)
 	})
-	malformed := rawAnswer(t, "HTTP/1.1 "+token+" "+token+"\r\nX-Token: "+token+"\r\n\r\n")
+	malformed := relaytest.RawAnswer(t, "HTTP/1.1 "+token+" "+token+"\r\nX-Token: "+token+"\r\n\r\n")
 
 	r := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "10ms", "--log-level", "debug"}})
 	cases := []struct {
@@ -132,39 +128,4 @@ func TestReceiverAnswersNeverLeak(t *testing.T) {
 		t.Errorf("the relay log carries the receiver's token:\n%s", logs)
 	}
 	checkAlive(t, r)
-}
-
-// rawAnswer is a receiver on 127.0.0.1 that answers every request with the bytes answer,
-// which need not be HTTP, and closes the connection. Its URL is returned.
-func rawAnswer(t *testing.T, answer string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(waitLong))
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(conn, answer)
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/hook"
 }
