@@ -310,3 +310,57 @@ func TestSnapshotCloseShrinksLog(t *testing.T) {
 		t.Fatalf("%d pending after reopen, want 0", n)
 	}
 }
+
+// TestSnapshotMissingNewestUsesPrevious: a crash between a snapshot's two renames leaves only
+// snapshot.prev (and the temp file); the store starts from it and the log, nothing lost, and
+// says so at WARN, not as damage.
+func TestSnapshotMissingNewestUsesPrevious(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := seedStore(t, s, 20)
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, 20)
+	if err := s.Close(); err != nil { // the second snapshot; the first is snapshot.prev
+		t.Fatal(err)
+	}
+	// As if the crash came after "snapshot -> snapshot.prev" and before "tmp -> snapshot".
+	newest := filepath.Join(dir, snapshotName)
+	if err := os.Rename(filepath.Join(dir, prevSnapshotName), filepath.Join(dir, prevSnapshotName+".old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(newest, filepath.Join(dir, prevSnapshotName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, tmpSnapshotName), []byte("half a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	opts.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open with only the previous snapshot: %v", err)
+	}
+	defer s2.Close()
+	if sec, err := s2.Secret(ep.ID); err != nil || sec != "whsec_a" {
+		t.Fatalf("endpoint: %q, %v", sec, err)
+	}
+	if n := len(s2.Pending()); n != 40 {
+		t.Fatalf("%d pending, want 40", n)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if strings.Contains(out, `"level":"ERROR"`) || !strings.Contains(out, "no newest snapshot") {
+		t.Fatalf("want one WARN about the missing newest snapshot and no ERROR:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, tmpSnapshotName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the stale temp file is still there: %v", err)
+	}
+}
