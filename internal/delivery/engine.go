@@ -263,7 +263,7 @@ func (e *Engine) attempt(job store.Job) {
 	out := store.Outcome{Delivery: job.Delivery, Attempt: res.attempt, Success: res.success, Gone: res.gone,
 		Local: job.PayloadErr != nil}
 	if !res.success && !res.gone && !job.Test {
-		if d, ok := retryDelay(e.cfg.Schedule, job.N, res.retryAfter); ok {
+		if d, ok := retryDelay(e.cfg.Schedule, job.Series, res.retryAfter); ok {
 			out.RetryAt = res.attempt.At.Add(time.Duration(res.attempt.DurationMS)*time.Millisecond + d)
 		}
 	}
@@ -299,7 +299,11 @@ func (e *Engine) observe(o Observer, job store.Job, res result, out store.Outcom
 	o.Attempt(res.class, res.took)
 	switch {
 	case res.success:
-		o.Finished(true, time.Since(job.Accepted))
+		latency := time.Duration(-1) // a resent delivery's: not the relay's latency
+		if !job.Accepted.IsZero() {
+			latency = time.Since(job.Accepted)
+		}
+		o.Finished(true, latency)
 	case out.RetryAt.IsZero():
 		o.Finished(false, 0)
 	}

@@ -35,7 +35,8 @@ type Observer interface {
 	// Attempt: one attempt ended with result after took.
 	Attempt(result Result, took time.Duration)
 	// Finished: a delivery ended, succeeded or failed for good. latency is from the event's
-	// acceptance to the end of the successful attempt (0 when it failed).
+	// acceptance to the end of the successful attempt (0 when it failed, negative when it is
+	// not measured: a resent delivery's event was accepted long before the resend).
 	Finished(succeeded bool, latency time.Duration)
 	// Disabled: the engine's outcome disabled an endpoint, for reason (api.Disabled*).
 	Disabled(reason string)

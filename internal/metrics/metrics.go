@@ -206,7 +206,9 @@ func (m *Metrics) Finished(succeeded bool, latency time.Duration) {
 		return
 	}
 	m.succeeded.Inc()
-	m.latency.Observe(max(latency, 0).Seconds())
+	if latency >= 0 {
+		m.latency.Observe(latency.Seconds())
+	}
 }
 
 // Disabled implements delivery.Observer.

@@ -35,6 +35,8 @@ func FuzzUnmarshalRecord(f *testing.F) {
 		{Kind: store.KindAttempt, Attempt: &store.AttemptRecord{DeliveryID: "dlv_01m8c5xqc618gn4dm48kckvhy8",
 			Attempt: store.Attempt{N: 6, At: at, Error: "timeout"}, Status: "failed", Failures: 10, Disable: "consecutive_failures"}},
 		{Kind: store.KindEndpointDelete, EndpointID: "ep_01m8c5xqc618gn4dm48kckvhy7"},
+		{Kind: store.KindResend, Resend: &store.ResendRecord{DeliveryID: "dlv_01m8c5xqc618gn4dm48kckvhy8",
+			EventID: "evt_01m8c5xqc618gn4dm48kckvhy7", Type: "incident.opened", Body: []byte(`{"data":{}}`), At: at}},
 	} {
 		b, err := r.Marshal()
 		if err != nil {
@@ -50,7 +52,7 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			}
 			return
 		}
-		if rec.Kind < store.KindEndpointPut || rec.Kind > store.KindAttempt {
+		if rec.Kind < store.KindEndpointPut || rec.Kind > store.KindResend {
 			t.Fatalf("accepted kind %d", rec.Kind)
 		}
 		enc, err := rec.Marshal()

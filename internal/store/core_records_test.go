@@ -59,8 +59,13 @@ func coreHistory(t *testing.T, f *coreFixture) {
 		f.ingest(api.TypeIncidentResolved, "")
 		f.deliverAll(a.ID, 200)
 	}
-	// c re-enabled: its held deliveries resume.
+	// c re-enabled: its held deliveries resume; a failed one is resent and fails once more.
 	f.setActive(c.ID, true)
+	failed := f.deliveriesOf(c.ID)[1].ID
+	if _, err := f.s.Resend(c.ID, failed); err != nil {
+		t.Fatal(err)
+	}
+	f.attempt(failed, 500, time.Hour)
 	// d: has history, then is deleted.
 	f.deliverAll(d.ID, 200)
 	if err := f.s.DeleteEndpoint(d.ID); err != nil {
@@ -155,7 +160,7 @@ func TestCoreRecordsRoundTripAndReplay(t *testing.T) {
 		}
 		fresh.Replay(rec2)
 	}
-	for _, k := range []int{store.KindEndpointPut, store.KindEndpointDelete, store.KindEventAccepted, store.KindAttempt} {
+	for _, k := range []int{store.KindEndpointPut, store.KindEndpointDelete, store.KindEventAccepted, store.KindAttempt, store.KindResend} {
 		if kinds[k] == 0 {
 			t.Errorf("the history produced no record of kind %d: %v", k, kinds)
 		}

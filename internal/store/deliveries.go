@@ -118,9 +118,13 @@ type Job struct {
 	PrevExpires time.Time
 	Body        []byte // shared, read-only
 	N           int    // the number this attempt will have
-	Test        bool
+	// Series is its number within the current retry series: N, unless a resend started a new
+	// series. The retry schedule is followed by Series.
+	Series int
+	Test   bool
 	// Accepted is when the event was accepted (the millisecond its id carries, which is its
-	// envelope timestamp unless the clock stepped back), for the delivery-latency metric.
+	// envelope timestamp unless the clock stepped back), for the delivery-latency metric. Zero
+	// for a resent delivery, whose latency says nothing about the relay.
 	Accepted time.Time
 	// PayloadErr: the body could not be read back from the WAL. The attempt is not sent; it
 	// fails with this error and follows the retry schedule like any other failure.
@@ -141,7 +145,10 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	job := Job{
 		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
 		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
-		Accepted: d.ev.id.time(),
+		Series: len(d.attempts) - int(d.base) + 1,
+	}
+	if d.base == 0 {
+		job.Accepted = d.ev.id.time()
 	}
 	if d.ep.PrevSecret != "" && now.Before(d.ep.PrevSecretExpires) {
 		job.PrevSecret, job.PrevExpires = d.ep.PrevSecret, d.ep.PrevSecretExpires
@@ -185,11 +192,17 @@ func (s *Store) payload(e *event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.Event == nil || rec.Event.ID != e.id.format("evt_") {
-		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", e.pos.Segment, e.pos.Offset, e.id.format("evt_"))
+	var body []byte
+	switch id := e.id.format("evt_"); {
+	case rec.Event != nil && rec.Event.ID == id:
+		body = rec.Event.Body
+	case rec.Resend != nil && rec.Resend.EventID == id:
+		body = rec.Resend.Body // a resent delivery's event lives in the record that reopened it
+	default:
+		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", e.pos.Segment, e.pos.Offset, id)
 	}
-	s.payloads.Add(e.id, rec.Event.Body)
-	return rec.Event.Body, nil
+	s.payloads.Add(e.id, body)
+	return body, nil
 }
 
 // Outcome is an attempt's result as the engine judged it.

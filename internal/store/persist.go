@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -266,10 +267,17 @@ func (s *Store) Snapshot() error {
 	p.prevFrom, p.from, p.written, p.lastSize, p.lastAt = p.from, c.from, c.written, size, time.Now()
 
 	// Segments before both snapshots' replay points that hold no payload still live as of this
-	// snapshot are needed by no restart from here on (payloads only ever stop being live).
+	// snapshot are needed by no restart from here on (payloads only ever stop being live),
+	// except those history still refers to, kept within a budget so that deliveries can be
+	// resent.
+	keep := s.historyKeep(c, p.prevFrom.Segment)
 	removed := 0
 	for _, seg := range s.wal.Segments() {
-		if seg < p.prevFrom.Segment && c.refs[seg] == 0 {
+		if seg < p.prevFrom.Segment && c.refs[seg] == 0 && !keep[seg] {
+			if c.hist[seg] > 0 {
+				s.log.Info("resend window: payloads compacted past --history-payload-bytes", "segment", seg,
+					"deliveries", c.hist[seg], "budget_bytes", s.opts.HistoryPayloadBytes)
+			}
 			if err := s.wal.Remove(seg); err != nil {
 				return fmt.Errorf("store: compact: %w", err)
 			}
@@ -282,6 +290,29 @@ func (s *Store) Snapshot() error {
 	s.log.Info("snapshot written", "bytes", size, "replay_from_segment", c.from.Segment,
 		"segments_removed", removed, "capture", captured.String(), "duration", time.Since(start).String())
 	return nil
+}
+
+// historyKeep picks the segments below `before` that hold no live payload but hold payloads of
+// deliveries in history: the newest first, while they fit in Options.HistoryPayloadBytes.
+func (s *Store) historyKeep(c *capture, before uint64) map[uint64]bool {
+	var segs []uint64
+	for seg, n := range c.hist {
+		if n > 0 && seg < before && c.refs[seg] == 0 {
+			segs = append(segs, seg)
+		}
+	}
+	slices.Sort(segs)
+	keep := make(map[uint64]bool, len(segs))
+	budget := s.opts.HistoryPayloadBytes
+	for i := len(segs) - 1; i >= 0; i-- {
+		size := s.wal.SegmentBytes(segs[i])
+		if size > budget {
+			break
+		}
+		budget -= size
+		keep[segs[i]] = true
+	}
+	return keep
 }
 
 // errSnapshotSkipped: too little free space to write a snapshot without endangering the WAL.

@@ -114,7 +114,10 @@ func TestPersistRefusesAfterFsyncFailure(t *testing.T) {
 // segments that held it are deleted: disk use follows live data, not history.
 func TestPersistWALShrinksAfterDrain(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 64 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	// No resend window: this is about the segments live payloads need (see
+	// TestResendWindowKeepsHistorySegments for the ones history keeps).
+	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 64 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour,
+		HistoryPayloadBytes: -1}
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ const (
 	KindEndpointDelete = 2
 	KindEventAccepted  = 3 // an event and its whole fan-out, so a replay never fans out twice
 	KindAttempt        = 4 // one attempt's outcome and the decisions that follow from it
+	// KindResend = 5 is in resend.go.
 )
 
 // Record is one state change with every decision already made.
@@ -28,6 +29,8 @@ type Record struct {
 	Event *EventRecord `json:"ev,omitempty"`
 
 	Attempt *AttemptRecord `json:"at,omitempty"`
+
+	Resend *ResendRecord `json:"rs,omitempty"`
 }
 
 // EventRecord is an accepted event and the deliveries it fanned out to.
@@ -94,7 +97,8 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	case r.Kind == KindEndpointPut && r.Endpoint != nil,
 		r.Kind == KindEndpointDelete && r.EndpointID != "",
 		r.Kind == KindEventAccepted && r.Event != nil,
-		r.Kind == KindAttempt && r.Attempt != nil:
+		r.Kind == KindAttempt && r.Attempt != nil,
+		r.Kind == KindResend && r.Resend != nil:
 		return &r, nil
 	}
 	return nil, fmt.Errorf("store: decode record: kind %d without its payload", r.Kind)
@@ -119,6 +123,8 @@ func (s *Store) apply(r *Record, pos wal.Position) []Ready {
 		return s.applyEvent(r.Event, pos)
 	case KindAttempt:
 		s.applyAttempt(r.Attempt)
+	case KindResend:
+		return s.applyResend(r.Resend, pos)
 	}
 	return nil
 }
@@ -179,6 +185,7 @@ func (s *Store) applyEndpointDelete(id string) {
 		} else {
 			d.removed = true // so the cache's eviction callback leaves it alone
 			s.history.Remove(d.id)
+			s.unpinHistory(d)
 		}
 		delete(s.deliveries, d.id)
 	}
@@ -286,6 +293,7 @@ func (s *Store) finish(ep *endpoint, d *delivery) {
 func (s *Store) remember(ep *endpoint, d *delivery) {
 	ep.history = append(ep.history, d)
 	ep.histLive++
+	s.pinHistory(d)
 	s.history.Add(d.id, d)
 	for ep.histLive > s.opts.HistoryLimit {
 		old := ep.history[ep.histHead]
@@ -307,7 +315,8 @@ func (s *Store) release(e *event) {
 	if e.live--; e.live > 0 {
 		return
 	}
-	e.body = nil
+	// A store without a log keeps the body (e.body) for resends while history refers to the
+	// event; the garbage collector frees it with the last delivery.
 	if s.durable {
 		s.payloads.Remove(e.id)
 		if s.segRefs[e.pos.Segment]--; s.segRefs[e.pos.Segment] <= 0 {

@@ -53,6 +53,7 @@ type snapLine struct {
 	Key        string        `json:"key,omitempty"`
 	Sum        uint64        `json:"sum,omitempty"` // the request's fingerprint, see idemEntry
 	Deliveries int           `json:"n,omitempty"`
+	Base       int           `json:"base,omitempty"` // attempts before the retry series (a resend)
 }
 
 // capture is a consistent copy of the state at one log position, small enough to take under
@@ -73,7 +74,8 @@ type capture struct {
 	dls     []capDelivery
 	idem    []snapLine
 	refs    map[uint64]int
-	durable func() error // returns once every record the capture reflects is durable
+	hist    map[uint64]int // history deliveries per segment of their event (see Store.histSegs)
+	durable func() error   // returns once every record the capture reflects is durable
 }
 
 // capDelivery is 24 bytes: a million queued deliveries cost 24 MB while a snapshot is written.
@@ -134,6 +136,10 @@ func (s *Store) captureAt(from wal.Position, buf []capDelivery) *capture {
 	c.refs = make(map[uint64]int, len(s.segRefs))
 	for k, v := range s.segRefs {
 		c.refs[k] = v
+	}
+	c.hist = make(map[uint64]int, len(s.histSegs))
+	for k, v := range s.histSegs {
+		c.hist[k] = v
 	}
 	c.eps = make([]endpoint, 0, len(s.order))
 	for _, id := range s.order {
@@ -198,10 +204,13 @@ func (c *capture) write(w io.Writer) error {
 			st := cd.status()
 			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
 				EndpointID: c.eps[e].ID, Status: statusNames[st], Test: d.test, Attempts: exportAttempts(cd.attempts())}
-			if st == stPending || st == stHeld {
-				pos := d.ev.pos
+			if pos := d.ev.pos; pos.Segment != 0 {
+				// Finished ones too: their payload may still be kept for a resend.
 				l.Pos = &pos
+			}
+			if st == stPending || st == stHeld {
 				l.Next = time.UnixMilli(cd.next()).UTC()
+				l.Base = int(d.base)
 			}
 			if err := put(l); err != nil {
 				return err
@@ -229,7 +238,7 @@ func (s *Store) readSnapshot(r io.Reader) (wal.Position, error) {
 	if err != nil || string(line) != snapshotMagic {
 		return from, fmt.Errorf("%w: missing header", ErrBadSnapshot)
 	}
-	rs := &restoring{events: map[ID]*event{}}
+	rs := &restoring{events: map[eventKey]*event{}}
 	n := 0
 	for {
 		line, err := readLine(br, nil)
@@ -258,7 +267,14 @@ func (s *Store) readSnapshot(r io.Reader) (wal.Position, error) {
 type restoring struct {
 	from    wal.Position
 	sawMeta bool
-	events  map[ID]*event
+	events  map[eventKey]*event
+}
+
+// eventKey tells apart the event structs of one event: a resent delivery has its own, at the
+// position of the record that reopened it.
+type eventKey struct {
+	id  ID
+	pos wal.Position
 }
 
 func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
@@ -303,10 +319,14 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 	if ep == nil || !ok1 || !ok2 || !ok3 || s.deliveries[did] != nil {
 		return errors.New("bad delivery")
 	}
-	e := rs.events[eid]
+	key := eventKey{id: eid}
+	if l.Pos != nil {
+		key.pos = *l.Pos
+	}
+	e := rs.events[key]
 	if e == nil {
-		e = &event{id: eid, typ: internType(l.Type)}
-		rs.events[eid] = e
+		e = &event{id: eid, typ: internType(l.Type), pos: key.pos}
+		rs.events[key] = e
 	}
 	d := &delivery{id: did, ev: e, ep: ep, status: st, test: l.Test, attempts: s.importAttempts(l.Attempts)}
 	if d.open() {
@@ -316,12 +336,12 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 		// An event lives while it has open deliveries: count them (snapshots before this
 		// count carried it as "live"; counting gives the same number).
 		if e.live == 0 {
-			e.pos = *l.Pos
 			s.segRefs[e.pos.Segment]++
 		}
 		e.live++
 		ep.queued++
 		d.next = l.Next.UnixMilli()
+		d.base = uint8(min(max(l.Base, 0), len(d.attempts), 255))
 	}
 	s.deliveries[did] = d
 	ep.deliveries = append(ep.deliveries, d)

@@ -218,7 +218,8 @@ func TestSnapshotDamagedNewestFallsBack(t *testing.T) {
 func TestSnapshotNoneUsableRefuses(t *testing.T) {
 	for _, compacted := range []bool{false, true} {
 		dir := t.TempDir()
-		opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+		opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour,
+			HistoryPayloadBytes: -1}
 		s, err := Open(opts)
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +273,8 @@ func TestSnapshotNoneUsableRefuses(t *testing.T) {
 func TestSnapshotCloseShrinksLog(t *testing.T) {
 	dir := t.TempDir()
 	// No fsync: this is about which files are kept, and 1,000 sequential fsyncs are slow.
-	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10, Sync: wal.SyncNone}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour}
+	opts := Options{Dir: dir, WAL: wal.Options{SegmentSize: 16 << 10, Sync: wal.SyncNone}, SnapshotBytes: 1 << 40, SnapshotInterval: time.Hour,
+		HistoryPayloadBytes: -1} // no resend window: only what replay and live payloads need
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,10 @@ type Options struct {
 	// HistoryCache bounds finished deliveries kept across all endpoints (0 = 100,000); the
 	// least recently finished or read are dropped first.
 	HistoryCache int
+	// HistoryPayloadBytes bounds the WAL segments kept only because deliveries in history
+	// (which can be resent) refer to their events (0 = 256 MiB). Past it the oldest such
+	// segments are compacted and their deliveries can no longer be resent. Negative keeps none.
+	HistoryPayloadBytes int64
 	// SnapshotBytes: a snapshot is taken after this many bytes of log (0 = 64 MiB).
 	SnapshotBytes int64
 	// SnapshotInterval: a snapshot is taken at least this often while anything changed
@@ -103,7 +107,10 @@ type Store struct {
 	idem       *lru.Cache[string, idemEntry]
 	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
 	segRefs    map[uint64]int            // live events per WAL segment
-	errs       map[string]*string
+	// histSegs counts finished deliveries in history per WAL segment holding their event:
+	// compaction keeps those segments, within Options.HistoryPayloadBytes, for resends.
+	histSegs map[uint64]int
+	errs     map[string]*string
 
 	payloadErrors atomic.Int64
 }
@@ -172,6 +179,8 @@ type delivery struct {
 	test     bool
 	inFlight bool // an attempt is under way; not logged, a restart forgets it
 	removed  bool // dropped from history, waiting for its endpoint's list to be compacted
+	// base is how many attempts came before the current retry series (a resend starts one).
+	base uint8
 }
 
 func (d *delivery) open() bool { return d.status == stPending || d.status == stHeld }
@@ -261,6 +270,9 @@ func newStore(opts Options) (*Store, error) {
 	if opts.HistoryCache <= 0 {
 		opts.HistoryCache = 100_000
 	}
+	if opts.HistoryPayloadBytes == 0 {
+		opts.HistoryPayloadBytes = 256 << 20
+	}
 	if opts.SnapshotBytes <= 0 {
 		opts.SnapshotBytes = 64 << 20
 	}
@@ -289,6 +301,7 @@ func newStore(opts Options) (*Store, error) {
 		deliveries: make(map[ID]*delivery),
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
+		histSegs:   make(map[uint64]int),
 		errs:       make(map[string]*string),
 	}
 	// Eviction runs inside Add, under s.mu, from finish: it may change store state directly.
@@ -420,7 +433,27 @@ func (s *Store) forget(d *delivery) {
 	}
 	d.ep.drop(d)
 	d.ep.histLive--
+	s.unpinHistory(d)
 	delete(s.deliveries, d.id)
+}
+
+// pinHistory counts a finished delivery's payload segment, so that compaction keeps it (within
+// Options.HistoryPayloadBytes) while the delivery can be resent. Callers hold s.mu.
+func (s *Store) pinHistory(d *delivery) {
+	if s.durable && d.ev.pos.Segment != 0 {
+		s.histSegs[d.ev.pos.Segment]++
+	}
+}
+
+// unpinHistory undoes pinHistory when a delivery leaves the history. Callers hold s.mu.
+func (s *Store) unpinHistory(d *delivery) {
+	seg := d.ev.pos.Segment
+	if !s.durable || seg == 0 {
+		return
+	}
+	if s.histSegs[seg]--; s.histSegs[seg] <= 0 {
+		delete(s.histSegs, seg)
+	}
 }
 
 func cmpDelivery(d *delivery, id ID) int { return bytes.Compare(d.id[:], id[:]) }

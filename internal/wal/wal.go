@@ -287,6 +287,20 @@ func (w *WAL) DiskBytes() int64 {
 	return n
 }
 
+// SegmentBytes is the size of one segment file, 0 when it cannot be read (removed, say).
+func (w *WAL) SegmentBytes(seq uint64) int64 {
+	f, err := w.fs.OpenFile(w.path(seq), os.O_RDONLY, 0)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
 // Segments lists the segment files, oldest first.
 func (w *WAL) Segments() []uint64 {
 	w.mu.Lock()

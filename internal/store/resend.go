@@ -1,0 +1,276 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
+	"github.com/blametrail/terraform-provider-blametrail/internal/wal"
+)
+
+// Resend errors; handlers map them to HTTP statuses.
+var (
+	// ErrDeliveryNotFound: no delivery with this id belongs to the endpoint (it never existed,
+	// or it left the history).
+	ErrDeliveryNotFound = errors.New("store: delivery not found")
+	// ErrNotFinished: the delivery is still pending or held; it will be attempted anyway.
+	ErrNotFinished = errors.New("store: delivery not finished")
+	// ErrPayloadExpired: the event's body is no longer kept (its WAL segment was compacted past
+	// Options.HistoryPayloadBytes, or the delivery predates payload retention), so there is
+	// nothing to send again.
+	ErrPayloadExpired = errors.New("store: event payload no longer kept")
+)
+
+// MaxRecover bounds how many deliveries one Recover resends, so one call is bounded work.
+// An endpoint's history never holds more than its limit anyway; a caller with more to recover
+// calls again (deliveries already pending are skipped).
+const MaxRecover = 1000
+
+// KindResend reopens a finished delivery with a fresh retry series. The record carries the
+// event's body, so the reopened delivery never depends on the segment it came from (which
+// compaction may remove once only history refers to it).
+const KindResend = 5
+
+// ResendRecord is a finished delivery sent again, with the body it will send.
+type ResendRecord struct {
+	DeliveryID string    `json:"dlv"`
+	EventID    string    `json:"ev"`
+	Type       string    `json:"type"`
+	Body       []byte    `json:"body"`
+	At         time.Time `json:"at"` // when it is due: the time of the request
+}
+
+// RecoverResult is what a Recover did.
+type RecoverResult struct {
+	Resent int `json:"resent"`
+	// Expired counts failed deliveries that could not be resent: their payload is gone.
+	Expired int `json:"expired"`
+}
+
+// Resend attempts a finished delivery of an endpoint again, keeping its id and its attempts so
+// far; its retry series starts over. It returns the delivery as it is now pending.
+func (s *Store) Resend(endpointID, deliveryID string) (v api.Delivery, err error) {
+	did, ok := parseID("dlv_", deliveryID)
+	if !ok {
+		if err := s.read(func() { _, ok = s.endpoints[endpointID] }); err != nil {
+			return v, err
+		}
+		if !ok {
+			return v, ErrNotFound
+		}
+		return v, ErrDeliveryNotFound
+	}
+	var (
+		d    *delivery
+		e    event
+		ferr error
+	)
+	if err := s.read(func() { d, e, ferr = s.resendable(endpointID, did) }); err != nil {
+		return v, err
+	}
+	if ferr != nil {
+		return v, ferr
+	}
+	body, err := s.retained(&e)
+	if err != nil {
+		return v, err
+	}
+	s.mu.Lock()
+	// Look again: it may have been deleted, disabled or resent while the body was read (a
+	// delivery resent and finished again meanwhile is a new struct with the same event).
+	if d, _, ferr = s.resendable(endpointID, did); ferr != nil {
+		wait := s.barrier()
+		s.mu.Unlock()
+		if err := wait(); err != nil {
+			return v, err
+		}
+		return v, ferr
+	}
+	ready, wait, err := s.resend(d, body)
+	if err == nil {
+		v = s.deliveries[did].view()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return api.Delivery{}, err
+	}
+	if err := wait(); err != nil {
+		return api.Delivery{}, err
+	}
+	s.notify(ready)
+	return v, nil
+}
+
+// resendable finds a delivery that can be resent, and a copy of its event for reading the body.
+// Callers hold s.mu.
+func (s *Store) resendable(endpointID string, did ID) (*delivery, event, error) {
+	ep, ok := s.endpoints[endpointID]
+	if !ok {
+		return nil, event{}, ErrNotFound
+	}
+	d, ok := s.deliveries[did]
+	switch {
+	case !ok || d.ep != ep:
+		return nil, event{}, ErrDeliveryNotFound
+	case !ep.Active:
+		return nil, event{}, ErrInactive
+	case d.open():
+		return nil, event{}, ErrNotFinished
+	}
+	return d, *d.ev, nil
+}
+
+// resend logs and applies the record that reopens d. Callers hold s.mu.
+func (s *Store) resend(d *delivery, body []byte) ([]Ready, func() error, error) {
+	return s.commit(&Record{Kind: KindResend, Resend: &ResendRecord{
+		DeliveryID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ, Body: body, At: s.now(),
+	}})
+}
+
+// Recover resends every failed delivery of an endpoint whose last attempt was at or after
+// since, oldest first, at most MaxRecover. Deliveries already pending are not touched, so a
+// second call resends only what failed since the first.
+func (s *Store) Recover(endpointID string, since time.Time) (RecoverResult, error) {
+	var (
+		out   RecoverResult
+		cands []*delivery
+		evs   []event
+	)
+	err := s.read(func() {
+		ep, ok := s.endpoints[endpointID]
+		switch {
+		case !ok:
+			out.Resent = -1
+			return
+		case !ep.Active:
+			out.Resent = -2
+			return
+		}
+		from := since.UnixMilli()
+		for _, d := range ep.history[ep.histHead:] {
+			if d != nil && !d.removed && d.status == stFailed && lastAttempt(d) >= from && len(cands) < MaxRecover {
+				cands = append(cands, d)
+				evs = append(evs, *d.ev)
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return out, err
+	case out.Resent == -1:
+		return RecoverResult{}, ErrNotFound
+	case out.Resent == -2:
+		return RecoverResult{}, ErrInactive
+	}
+	// Bodies are read without the lock, a batch at a time, so a large recovery neither holds
+	// the lock over disk reads nor all its bodies in memory at once.
+	const batch = 64
+	var wait func() error = noWait
+	for i := 0; i < len(cands); i += batch {
+		j := min(i+batch, len(cands))
+		bodies := make([][]byte, j-i)
+		for k := range bodies {
+			b, err := s.retained(&evs[i+k])
+			switch {
+			case errors.Is(err, ErrPayloadExpired):
+				out.Expired++
+			case err != nil:
+				s.log.Error("recover: event payload unreadable", "event_id", evs[i+k].id.format("evt_"),
+					"delivery_id", cands[i+k].id.String(), "err", err)
+				out.Expired++
+			default:
+				bodies[k] = b
+			}
+		}
+		var ready []Ready
+		s.mu.Lock()
+		for k, d := range cands[i:j] {
+			if bodies[k] == nil || s.deliveries[d.id] != d || d.open() || !d.ep.Active || s.endpoints[endpointID] != d.ep {
+				continue // gone, resent or disabled meanwhile
+			}
+			r, w, err := s.resend(d, bodies[k])
+			if err != nil {
+				s.mu.Unlock()
+				return out, err
+			}
+			ready, wait = append(ready, r...), w
+			out.Resent++
+		}
+		s.mu.Unlock()
+		if err := wait(); err != nil {
+			return out, err
+		}
+		s.notify(ready)
+	}
+	return out, nil
+}
+
+// retained reads the body of a finished delivery's event: from the cache, the store itself (no
+// log), or the WAL while its segment is kept.
+func (s *Store) retained(e *event) ([]byte, error) {
+	if e.body != nil {
+		return e.body, nil
+	}
+	if !s.durable || e.pos.Segment == 0 {
+		return nil, ErrPayloadExpired
+	}
+	b, err := s.payload(e)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: event %s (segment %d was compacted)", ErrPayloadExpired, e.id.format("evt_"), e.pos.Segment)
+	}
+	return b, err
+}
+
+// applyResend replaces a finished delivery with a pending one of the same id. The old struct is
+// left as it was (marked removed), because a snapshot being written may still read it
+// without the lock; the new one shares its attempts, which are only ever appended to.
+func (s *Store) applyResend(r *ResendRecord, pos wal.Position) []Ready {
+	did, ok1 := parseID("dlv_", r.DeliveryID)
+	eid, ok2 := parseID("evt_", r.EventID)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	old, ok := s.deliveries[did]
+	if !ok || old.open() || old.removed {
+		return nil
+	}
+	ep := old.ep
+	s.leaveHistory(old)
+	e := &event{id: eid, typ: internType(r.Type), pos: pos, live: 1}
+	if !s.durable {
+		e.body = r.Body
+	}
+	n := len(old.attempts)
+	d := &delivery{id: did, ev: e, ep: ep, status: stPending, test: old.test, next: r.At.UnixMilli(),
+		attempts: old.attempts[:n:n], base: uint8(min(n, 255))}
+	if !ep.Active {
+		d.status = stHeld
+	}
+	s.deliveries[did] = d
+	if i, found := slices.BinarySearchFunc(ep.deliveries, did, cmpDelivery); found {
+		ep.deliveries[i] = d
+	} else {
+		ep.deliveries = slices.Insert(ep.deliveries, i, d)
+	}
+	ep.queued++
+	if s.durable {
+		s.segRefs[pos.Segment]++
+		s.payloads.Add(eid, r.Body)
+	}
+	if d.status != stPending {
+		return nil
+	}
+	return []Ready{d.ready()}
+}
+
+// leaveHistory takes a finished delivery out of its endpoint's history without deleting it from
+// the index (its replacement takes its place there). Callers hold s.mu.
+func (s *Store) leaveHistory(d *delivery) {
+	d.removed = true // forget and the history's head leave it alone from now on
+	s.history.Remove(d.id)
+	d.ep.histLive--
+	s.unpinHistory(d)
+}
