@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseIngest$$' -fuzztime $(FUZZTIME) ./internal/api/
 	$(GO) test -run XXX -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./internal/api/
 	$(GO) test -run XXX -fuzz '^FuzzScanObject$$' -fuzztime $(FUZZTIME) ./internal/api/
+	$(GO) test -run XXX -fuzz '^FuzzParseRecover$$' -fuzztime $(FUZZTIME) ./internal/api/
 	$(GO) test -run XXX -fuzz '^FuzzUnmarshalRecord$$' -fuzztime $(FUZZTIME) ./internal/store/
 	$(GO) test -run XXX -fuzz '^FuzzReadSnapshot$$' -fuzztime $(FUZZTIME) ./internal/store/
 	$(GO) test -run XXX -fuzz '^FuzzPowerLossStore$$' -fuzztime $(FUZZTIME) ./internal/store/

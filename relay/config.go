@@ -39,6 +39,7 @@ type Config struct {
 	WALSegmentSize       int64
 	PayloadCache         int
 	HistoryCache         int
+	HistoryPayloadBytes  int64 // 0: none kept past replay and live payloads
 	IdempotencyCache     int
 	SnapshotBytes        int64
 	SnapshotInterval     time.Duration
@@ -74,7 +75,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
 	var allowHTTP, allowPrivate, walRepair string
-	var historyCache, maxConns, maxConnsPerIP string
+	var historyCache, histPayload, maxConns, maxConnsPerIP string
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
@@ -98,6 +99,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&segSize, "wal-segment-size", env("BLAMETRAIL_WAL_SEGMENT_SIZE", "67108864"), "bytes per WAL segment before rotation")
 	fs.StringVar(&payloadCache, "payload-cache", env("BLAMETRAIL_PAYLOAD_CACHE", "10000"), "event bodies kept in memory (LRU); others are read back from the WAL")
 	fs.StringVar(&historyCache, "history-cache", env("BLAMETRAIL_HISTORY_CACHE", "100000"), "finished deliveries kept across all endpoints (LRU), within --history-limit per endpoint")
+	fs.StringVar(&histPayload, "history-payload-bytes", env("BLAMETRAIL_HISTORY_PAYLOAD_BYTES", "268435456"), "WAL bytes kept beyond what replay needs so that finished deliveries can be resent (0 = none)")
 	fs.StringVar(&idemCache, "idempotency-cache", env("BLAMETRAIL_IDEMPOTENCY_CACHE", "100000"), "ingest idempotency keys remembered (LRU)")
 	fs.StringVar(&snapBytes, "snapshot-bytes", env("BLAMETRAIL_SNAPSHOT_BYTES", "67108864"), "take a snapshot after this many bytes of WAL")
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
@@ -140,6 +142,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.HistoryCache = p.integer("history-cache", historyCache, 1, 100_000_000)
 	c.PayloadCache = p.integer("payload-cache", payloadCache, 1, 10_000_000)
 	c.IdempotencyCache = p.integer("idempotency-cache", idemCache, 1, 100_000_000)
+	c.HistoryPayloadBytes = int64(p.integer("history-payload-bytes", histPayload, 0, 1<<50))
 	c.SnapshotBytes = int64(p.integer("snapshot-bytes", snapBytes, 1<<20, 1<<40))
 	c.MemoryLimit = int64(p.integer("memory-limit", memLimit, 0, 1<<40))
 	c.SnapshotInterval = p.duration("snapshot-interval", snapInterval, time.Second, 24*time.Hour)

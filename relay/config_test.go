@@ -48,6 +48,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
 	case c.MaxConnections != 10000 || c.MaxConnsPerIP != 0:
 		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
+	case c.HistoryPayloadBytes != 256<<20:
+		t.Errorf("HistoryPayloadBytes = %d, want 256 MiB", c.HistoryPayloadBytes)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -157,6 +159,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero step", []string{"--retry-schedule", "0s"}, nil, "retry-schedule"},
 		{"bad schedule env", nil, envOf("BLAMETRAIL_RETRY_SCHEDULE", "-1s"), "retry-schedule"},
 		{"timeout too small", []string{"--delivery-timeout", "10ms"}, nil, "delivery-timeout"},
+		{"negative resend window", []string{"--history-payload-bytes", "-1"}, nil, "history-payload-bytes"},
+		{"resend window with a unit", []string{"--history-payload-bytes", "256MiB"}, nil, "history-payload-bytes"},
 		{"timeout not a duration", []string{"--delivery-timeout", "10"}, nil, "delivery-timeout"},
 		{"timeout env", nil, envOf("BLAMETRAIL_DELIVERY_TIMEOUT", "2h"), "delivery-timeout"},
 		{"disable-after negative", []string{"--disable-after", "-1"}, nil, "disable-after"},

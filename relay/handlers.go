@@ -68,17 +68,25 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// endpointRoutes serves /api/webhooks/endpoints/{id}[/test|/deliveries] (the secret routes are
-// in handlers_secret.go).
+// endpointRoutes serves /api/webhooks/endpoints/{id}[/test|/deliveries|/recover] and
+// …/deliveries/{delivery_id}/resend (the secret routes are in handlers_secret.go).
 func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 	id, sub, _ := strings.Cut(rest, "/")
 	var ok bool
+	var dlv string
+	if d, ok := strings.CutPrefix(sub, "deliveries/"); ok {
+		if dlv, ok = strings.CutSuffix(d, "/resend"); !ok || dlv == "" || strings.Contains(dlv, "/") {
+			routeNotFound(ctx)
+			return
+		}
+		sub = "resend"
+	}
 	switch sub {
 	case "":
 		ok = s.allow(ctx, "GET", "PATCH", "DELETE")
 	case "deliveries":
 		ok = s.allow(ctx, "GET")
-	case "test":
+	case "test", "resend", "recover":
 		ok = s.allow(ctx, "POST")
 	default:
 		routeNotFound(ctx)
@@ -95,6 +103,10 @@ func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 	switch {
 	case sub == "deliveries":
 		s.listDeliveries(ctx, id)
+	case sub == "resend":
+		s.resendDelivery(ctx, id, dlv)
+	case sub == "recover":
+		s.recoverDeliveries(ctx, id)
 	case sub == "test":
 		dlv, err := s.store.SendTest(id)
 		if s.storeError(ctx, err, id) {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -83,11 +84,13 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		PayloadCache:     cfg.PayloadCache,
 		IdempotencyCache: cfg.IdempotencyCache,
 		HistoryCache:     cfg.HistoryCache,
-		SnapshotBytes:    cfg.SnapshotBytes,
-		SnapshotInterval: cfg.SnapshotInterval,
-		OnReady:          s.engine.Ready,
-		OnStop:           s.engine.Drop,
-		Logger:           log,
+		// The store's 0 is its default; the flag's 0 is none.
+		HistoryPayloadBytes: cmp.Or(cfg.HistoryPayloadBytes, -1),
+		SnapshotBytes:       cfg.SnapshotBytes,
+		SnapshotInterval:    cfg.SnapshotInterval,
+		OnReady:             s.engine.Ready,
+		OnStop:              s.engine.Drop,
+		Logger:              log,
 	}
 	s.metrics.instrument(&storeOpts)
 

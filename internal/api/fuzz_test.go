@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
@@ -155,4 +156,26 @@ func checkStrict(t *testing.T, body []byte, err error) {
 	if !api.PlausibleProblem(body, ve.Code, ve.Offset) {
 		t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, body)
 	}
+}
+
+// FuzzParseRecover: any body is parsed or refused with a validation or malformed error, never
+// a panic, and a parsed since is UTC.
+func FuzzParseRecover(f *testing.F) {
+	for _, s := range []string{`{"since":"2026-11-26T15:00:00Z"}`, `{"since":"2026-11-26T15:00:00.123+02:00"}`, `{"since":null}`,
+		`{}`, ``, `{"since":1}`, `{"since":"x","since":"y"}`, `{"since":"2026-11-26T15:00:00Z","a":1}`, `[`, "{\"since\":\"\xff\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := api.ParseRecover(b)
+		if err != nil {
+			var ve *api.ValidationError
+			if !errors.As(err, &ve) && !errors.Is(err, api.ErrMalformed) {
+				t.Fatalf("error of an unexpected kind: %T %v", err, err)
+			}
+			return
+		}
+		if in.Since.Location() != time.UTC {
+			t.Fatalf("since not UTC: %v", in.Since)
+		}
+	})
 }

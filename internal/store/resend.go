@@ -43,13 +43,6 @@ type ResendRecord struct {
 	At         time.Time `json:"at"` // when it is due: the time of the request
 }
 
-// RecoverResult is what a Recover did.
-type RecoverResult struct {
-	Resent int `json:"resent"`
-	// Expired counts failed deliveries that could not be resent: their payload is gone.
-	Expired int `json:"expired"`
-}
-
 // Resend attempts a finished delivery of an endpoint again, keeping its id and its attempts so
 // far; its retry series starts over. It returns the delivery as it is now pending.
 func (s *Store) Resend(endpointID, deliveryID string) (v api.Delivery, err error) {
@@ -133,37 +126,41 @@ func (s *Store) resend(d *delivery, body []byte) ([]Ready, func() error, error) 
 // Recover resends every failed delivery of an endpoint whose last attempt was at or after
 // since, oldest first, at most MaxRecover. Deliveries already pending are not touched, so a
 // second call resends only what failed since the first.
-func (s *Store) Recover(endpointID string, since time.Time) (RecoverResult, error) {
+func (s *Store) Recover(endpointID string, since time.Time) (api.RecoverResult, error) {
 	var (
-		out   RecoverResult
+		out   api.RecoverResult
 		cands []*delivery
 		evs   []event
+		ferr  error
 	)
 	err := s.read(func() {
 		ep, ok := s.endpoints[endpointID]
 		switch {
 		case !ok:
-			out.Resent = -1
+			ferr = ErrNotFound
 			return
 		case !ep.Active:
-			out.Resent = -2
+			ferr = ErrInactive
 			return
 		}
 		from := since.UnixMilli()
 		for _, d := range ep.history[ep.histHead:] {
-			if d != nil && !d.removed && d.status == stFailed && lastAttempt(d) >= from && len(cands) < MaxRecover {
-				cands = append(cands, d)
-				evs = append(evs, *d.ev)
+			if d == nil || d.removed || d.status != stFailed || lastAttempt(d) < from {
+				continue
 			}
+			if len(cands) == MaxRecover {
+				out.More = true
+				break
+			}
+			cands = append(cands, d)
+			evs = append(evs, *d.ev)
 		}
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return out, err
-	case out.Resent == -1:
-		return RecoverResult{}, ErrNotFound
-	case out.Resent == -2:
-		return RecoverResult{}, ErrInactive
+	}
+	if ferr != nil {
+		return out, ferr
 	}
 	// Bodies are read without the lock, a batch at a time, so a large recovery neither holds
 	// the lock over disk reads nor all its bodies in memory at once.
