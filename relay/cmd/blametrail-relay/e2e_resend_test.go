@@ -85,19 +85,28 @@ func TestE2EResendAndRecover(t *testing.T) {
 	first := ds[2] // oldest
 	orig := requestsFor(rc, first.ID)[0].Body
 
-	rc.SetHandler(nil) // the receiver is fixed: 200
+	// Resent while the receiver still fails: a whole new retry series (3 attempts) follows.
 	got := resend(t, r, ep.ID, first.ID)
 	if got.ID != first.ID || got.Status != api.StatusPending || len(got.Attempts) != 3 || got.NextAttemptAt == nil {
 		t.Fatalf("resend answered %+v, want the same delivery, pending, 3 attempts kept", got)
 	}
+	waitDeliveries(t, r, ep.ID, "the resent delivery to fail again", func(ds []api.Delivery) bool {
+		return ds[2].Status == api.StatusFailed && len(ds[2].Attempts) > 3
+	})
+	if n := len(allDeliveries(t, r, ep.ID)[2].Attempts); n != 6 {
+		t.Fatalf("the resend failed after %d attempts in all, want 3 + a fresh series of 3", n)
+	}
+
+	rc.SetHandler(nil) // the receiver is fixed: 200
+	resend(t, r, ep.ID, first.ID)
 	waitDeliveries(t, r, ep.ID, "the resent delivery to succeed", func(ds []api.Delivery) bool {
 		return ds[2].Status == api.StatusSucceeded
 	})
 	reqs := requestsFor(rc, first.ID)
-	if len(reqs) != 4 {
-		t.Fatalf("the receiver got delivery %s %d times, want 3 failures and 1 resend", first.ID, len(reqs))
+	if len(reqs) != 7 {
+		t.Fatalf("the receiver got delivery %s %d times, want 3 failures, 3 failed resends and 1 success", first.ID, len(reqs))
 	}
-	last := reqs[3]
+	last := reqs[6]
 	if !bytes.Equal(last.Body, orig) {
 		t.Errorf("the resend sent another body:\n%s\nwant\n%s", last.Body, orig)
 	}
@@ -108,8 +117,8 @@ func TestE2EResendAndRecover(t *testing.T) {
 	if err := signature.VerifyHeaders(secret, last.Header, last.Body); err != nil {
 		t.Errorf("the resent delivery does not verify: %v", err)
 	}
-	if d := allDeliveries(t, r, ep.ID)[2]; len(d.Attempts) != 4 || d.Attempts[3].N != 4 {
-		t.Errorf("after the resend: %+v, want a 4th attempt numbered 4", d.Attempts)
+	if d := allDeliveries(t, r, ep.ID)[2]; len(d.Attempts) != 7 || d.Attempts[6].N != 7 {
+		t.Errorf("after the resends: %+v, want a 7th attempt numbered 7", d.Attempts)
 	}
 
 	res := recoverSince(t, r, ep.ID, before)
