@@ -12,6 +12,9 @@ import (
 const (
 	tagEvent   = 0xB1
 	tagAttempt = 0xB2
+	// tagResend carries a body too: in JSON its base64 would grow a 15 MiB body past what one
+	// WAL record holds.
+	tagResend = 0xB3
 )
 
 var errBinRecord = errors.New("store: malformed binary record")
@@ -81,6 +84,36 @@ func marshalAttempt(a *AttemptRecord) ([]byte, bool) {
 	b = appendUvarint(b, uint64(max(a.Failures, 0)))
 	b = appendString(b, a.Disable)
 	return b, true
+}
+
+func marshalResend(rs *ResendRecord) ([]byte, bool) {
+	did, ok1 := parseID("dlv_", rs.DeliveryID)
+	eid, ok2 := parseID("evt_", rs.EventID)
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	b := make([]byte, 0, 64+len(rs.Type)+len(rs.Body))
+	b = append(b, tagResend)
+	b = append(b, did[:]...)
+	b = append(b, eid[:]...)
+	b = appendString(b, rs.Type)
+	b = binary.AppendVarint(b, rs.At.UnixMilli())
+	b = appendBytes(b, rs.Body)
+	return b, true
+}
+
+func unmarshalResend(b []byte) (*Record, error) {
+	r := &reader{b: b[1:]}
+	rs := &ResendRecord{}
+	rs.DeliveryID = r.id().String()
+	rs.EventID = r.id().format("evt_")
+	rs.Type = internType(string(r.bytes()))
+	rs.At = time.UnixMilli(r.varint()).UTC()
+	rs.Body = r.bytes()
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errBinRecord
+	}
+	return &Record{Kind: KindResend, Resend: rs}, nil
 }
 
 // reader decodes the binary forms; the first error sticks and every later read returns zero.

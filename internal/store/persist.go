@@ -132,8 +132,12 @@ func (s *Store) openWAL(from wal.Position, start time.Time) error {
 		if err != nil {
 			return err
 		}
+		// data is only valid during the call
 		if rec.Event != nil {
-			rec.Event.Body = append([]byte(nil), rec.Event.Body...) // data is only valid during the call
+			rec.Event.Body = append([]byte(nil), rec.Event.Body...)
+		}
+		if rec.Resend != nil {
+			rec.Resend.Body = append([]byte(nil), rec.Resend.Body...)
 		}
 		s.apply(rec, pos)
 		replayed++

@@ -71,6 +71,10 @@ func (r *Record) Marshal() ([]byte, error) {
 		if b, ok := marshalAttempt(r.Attempt); ok {
 			return b, nil
 		}
+	case r.Kind == KindResend && r.Resend != nil:
+		if b, ok := marshalResend(r.Resend); ok {
+			return b, nil
+		}
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -87,6 +91,8 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 			return unmarshalEvent(b)
 		case tagAttempt:
 			return unmarshalAttempt(b)
+		case tagResend:
+			return unmarshalResend(b)
 		}
 	}
 	var r Record

@@ -163,46 +163,60 @@ func (s *Store) Recover(endpointID string, since time.Time) (api.RecoverResult, 
 		return out, ferr
 	}
 	// Bodies are read without the lock, a batch at a time, so a large recovery neither holds
-	// the lock over disk reads nor all its bodies in memory at once.
-	const batch = 64
-	var wait func() error = noWait
-	for i := 0; i < len(cands); i += batch {
-		j := min(i+batch, len(cands))
-		bodies := make([][]byte, j-i)
-		for k := range bodies {
-			b, err := s.retained(&evs[i+k])
-			switch {
-			case errors.Is(err, ErrPayloadExpired):
-				out.Expired++
-			case err != nil:
-				s.log.Error("recover: event payload unreadable", "event_id", evs[i+k].id.format("evt_"),
-					"delivery_id", cands[i+k].id.String(), "err", err)
-				out.Expired++
-			default:
-				bodies[k] = b
+	// the lock over disk reads nor more than a few megabytes of bodies in memory.
+	const batchBytes = 8 << 20
+	var (
+		batch  []*delivery
+		bodies [][]byte
+		size   int
+	)
+	for i, d := range cands {
+		b, err := s.retained(&evs[i])
+		if err != nil {
+			if !errors.Is(err, ErrPayloadExpired) {
+				s.log.Error("recover: event payload unreadable", "event_id", evs[i].id.format("evt_"),
+					"delivery_id", d.id.String(), "err", err)
 			}
+			out.Expired++
+		} else {
+			batch, bodies, size = append(batch, d), append(bodies, b), size+len(b)
 		}
-		var ready []Ready
-		s.mu.Lock()
-		for k, d := range cands[i:j] {
-			if bodies[k] == nil || s.deliveries[d.id] != d || d.open() || !d.ep.Active || s.endpoints[endpointID] != d.ep {
-				continue // gone, resent or disabled meanwhile
-			}
-			r, w, err := s.resend(d, bodies[k])
+		if size >= batchBytes || i == len(cands)-1 {
+			n, err := s.resendBatch(endpointID, batch, bodies)
+			out.Resent += n
 			if err != nil {
-				s.mu.Unlock()
 				return out, err
 			}
-			ready, wait = append(ready, r...), w
-			out.Resent++
+			batch, bodies, size = batch[:0], bodies[:0], 0
 		}
-		s.mu.Unlock()
-		if err := wait(); err != nil {
-			return out, err
-		}
-		s.notify(ready)
 	}
 	return out, nil
+}
+
+// resendBatch reopens the deliveries that are still as Recover found them, and returns once
+// that is durable.
+func (s *Store) resendBatch(endpointID string, batch []*delivery, bodies [][]byte) (int, error) {
+	var ready []Ready
+	wait, n := noWait, 0
+	s.mu.Lock()
+	for k, d := range batch {
+		if s.deliveries[d.id] != d || d.open() || !d.ep.Active || s.endpoints[endpointID] != d.ep {
+			continue // gone, resent or disabled meanwhile
+		}
+		r, w, err := s.resend(d, bodies[k])
+		if err != nil {
+			s.mu.Unlock()
+			return n, err
+		}
+		ready, wait = append(ready, r...), w // the log is ordered: the last wait covers all
+		n++
+	}
+	s.mu.Unlock()
+	if err := wait(); err != nil {
+		return n, err
+	}
+	s.notify(ready)
+	return n, nil
 }
 
 // retained reads the body of a finished delivery's event: from the cache, the store itself (no

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +214,54 @@ func TestResendSurvivesRestart(t *testing.T) {
 		if !ok || job.N != 3 || job.Series != 2 || !bytes.Equal(job.Body, body) || job.PayloadErr != nil {
 			t.Fatalf("snapshot=%v: after restart ok=%v N=%d Series=%d err=%v body=%q", snap, ok, job.N, job.Series, job.PayloadErr, job.Body)
 		}
+	}
+}
+
+// TestResendLargestBody: the resend record of the largest body the relay accepts (15 MiB) still
+// fits in one WAL record, and the body read back after a restart is the same.
+func TestResendLargestBody(t *testing.T) {
+	opts := store.Options{Dir: t.TempDir(), WAL: wal.Options{Sync: wal.SyncNone}, PayloadCache: 1}
+	f := newCoreFixture(t, opts)
+	ep := f.endpoint("a")
+	data := []byte(`"` + strings.Repeat("x", wal.MaxRecordSize-1<<20-2) + `"`)
+	if _, err := f.s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	dlv := f.only(ep.ID).ID
+	f.attempt(dlv, 500, 0)
+	if _, err := f.s.Resend(ep.ID, dlv); err != nil {
+		t.Fatalf("resend of a 15 MiB body: %v", err)
+	}
+	if err := f.close(); err != nil {
+		t.Fatal(err)
+	}
+	g := newCoreFixture(t, opts)
+	g.clock.Add(time.Hour)
+	job, ok := g.begin(dlv)
+	if !ok || job.PayloadErr != nil || !bytes.Contains(job.Body, data) {
+		t.Fatalf("after restart: ok=%v err=%v, body %d bytes", ok, job.PayloadErr, len(job.Body))
+	}
+}
+
+// TestRecoverBounded: one call resends at most MaxRecover deliveries, oldest first, and says
+// there is more; the next call takes the rest.
+func TestRecoverBounded(t *testing.T) {
+	f := newCoreFixture(t, store.Options{HistoryLimit: 2 * store.MaxRecover})
+	ep := f.endpoint("a")
+	for range store.MaxRecover + 1 {
+		f.ingest(api.TypeIncidentOpened, "")
+	}
+	for _, r := range f.s.Pending() { // oldest first
+		f.attempt(r.Delivery.String(), 500, 0)
+	}
+	res, err := f.s.Recover(ep.ID, time.Time{})
+	if err != nil || res.Resent != store.MaxRecover || !res.More {
+		t.Fatalf("first recover = %+v, %v; want %d and more", res, err, store.MaxRecover)
+	}
+	if d := f.deliveriesOf(ep.ID)[0]; d.Status != api.StatusFailed {
+		t.Fatalf("the newest failed delivery is %s, want it left for the next call", d.Status)
+	}
+	if res, err := f.s.Recover(ep.ID, time.Time{}); err != nil || res.Resent != 1 || res.More {
+		t.Fatalf("second recover = %+v, %v; want the last one", res, err)
 	}
 }
