@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ type acked struct {
 	bodies   map[string]string       // idempotency key -> data
 	name     [2]string               // the renamed endpoint: last acknowledged name, name in flight
 	disabled bool                    // the failing endpoint's disable was reported
+	resent   []string                // deliveries whose resend was acknowledged
+	bad      error                   // an error other than the power going
 }
 
 // powerLossRun runs a concurrent workload on a store over crashfs, cuts the power at a random
@@ -57,6 +60,15 @@ func powerLossRun(t *testing.T, seed uint64) {
 	defer s.Close()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.bad != nil {
+		t.Fatalf("seed %d: the workload failed before the power did: %v", seed, a.bad)
+	}
+	for _, id := range a.resent {
+		job, ok := s.Begin(mustDeliveryID(t, id), time.Now().Add(time.Hour))
+		if !ok || job.PayloadErr != nil || !strings.Contains(string(job.Body), `"pad"`) {
+			t.Fatalf("seed %d: acknowledged resend of %s: claimable %v, payload %q, %v", seed, id, ok, job.Body, job.PayloadErr)
+		}
+	}
 	for id, secret := range a.secrets {
 		if got, err := s.Secret(id); err != nil || got != secret {
 			t.Fatalf("seed %d: acknowledged endpoint %s: secret %q, %v", seed, id, got, err)
@@ -169,8 +181,47 @@ func powerLossWorkload(s *Store, a *acked, seed uint64) (all, failing string) {
 			}
 		}
 	})
+	wg.Go(func() { powerLossResends(s, a, all) })
 	wg.Wait()
 	return all, failing
+}
+
+// powerLossResends delivers deliveries of the endpoint all, one at a time, and resends each.
+func powerLossResends(s *Store, a *acked, all string) {
+	done := map[DeliveryID]bool{}
+	for tries := 0; len(done) < 30 && tries < 2000; tries++ {
+		if tries > 0 {
+			time.Sleep(50 * time.Microsecond) // the ingesters have not caught up
+		}
+		for _, r := range s.Pending() {
+			if r.EndpointID != all || done[r.Delivery] {
+				continue
+			}
+			if _, ok := s.Begin(r.Delivery, time.Now()); !ok {
+				continue
+			}
+			done[r.Delivery] = true
+			_, err := s.Finish(Outcome{Delivery: r.Delivery, Success: true, Attempt: Attempt{N: 1, At: time.Now(), StatusCode: 200}})
+			if err == nil {
+				_, err = s.Resend(all, r.Delivery.String())
+			}
+			a.mu.Lock()
+			switch {
+			case err == nil:
+				a.resent = append(a.resent, r.Delivery.String())
+			case s.Err() == nil:
+				a.bad = err
+			}
+			a.mu.Unlock()
+			if err != nil {
+				return
+			}
+			break
+		}
+		if s.Err() != nil {
+			return
+		}
+	}
 }
 
 // TestPowerLoss cuts the power at many random points of a concurrent workload (ingest with
