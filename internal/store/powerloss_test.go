@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -209,7 +210,7 @@ func powerLossResends(s *Store, a *acked, all string) {
 			switch {
 			case err == nil:
 				a.resent = append(a.resent, r.Delivery.String())
-			case s.Err() == nil:
+			case s.Err() == nil && !errors.Is(err, crashfs.ErrPowerLost): // a read may see it first
 				a.bad = err
 			}
 			a.mu.Unlock()
