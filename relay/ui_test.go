@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,6 +70,7 @@ func TestUIServesEmbeddedFilesWithSecurityHeaders(t *testing.T) {
 	for _, tc := range []struct{ path, file, ctype string }{
 		{"/", "ui/index.html", "text/html; charset=utf-8"},
 		{"/ui/app.js", "ui/app.js", "text/javascript; charset=utf-8"},
+		{"/ui/resend.js", "ui/resend.js", "text/javascript; charset=utf-8"},
 		{"/ui/app.css", "ui/app.css", "text/css; charset=utf-8"},
 		{"/ui/favicon.svg", "ui/favicon.svg", "image/svg+xml"},
 	} {
@@ -168,12 +170,25 @@ func TestUIEveryEmbeddedFileIsServed(t *testing.T) {
 	}
 }
 
+// scripts returns every embedded JavaScript file by name.
+func scripts(t *testing.T) map[string]string {
+	t.Helper()
+	names, err := fs.Glob(uiFS, "ui/*.js")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no scripts embedded: %v", err)
+	}
+	out := map[string]string{}
+	for _, name := range names {
+		out[name] = string(embedded(t, name))
+	}
+	return out
+}
+
 // The CSP forbids inline code; these checks catch a change that would only show up as a
 // broken page (and a console error) in the browser. The JavaScript must also never parse API
 // data as HTML.
 func TestUIFilesNeedNoCSPExceptions(t *testing.T) {
 	html := string(embedded(t, "ui/index.html"))
-	script := string(embedded(t, "ui/app.js"))
 	css := string(embedded(t, "ui/app.css"))
 
 	for _, tag := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(html, -1) {
@@ -193,9 +208,11 @@ func TestUIFilesNeedNoCSPExceptions(t *testing.T) {
 			t.Errorf("index.html has a %s: %q", name, m)
 		}
 	}
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style."} {
-		if strings.Contains(script, bad) {
-			t.Errorf("app.js uses %s", bad)
+	for name, script := range scripts(t) {
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style."} {
+			if strings.Contains(script, bad) {
+				t.Errorf("%s uses %s", name, bad)
+			}
 		}
 	}
 	if m := regexp.MustCompile(`(?i)@import|url\(\s*['"]?(https?:)?//`).FindString(css); m != "" {
@@ -203,28 +220,53 @@ func TestUIFilesNeedNoCSPExceptions(t *testing.T) {
 	}
 }
 
-// Every element the script looks up by a literal id exists in the page.
+// Every element a script looks up by a literal id exists in the page.
 func TestUIScriptIDsExistInPage(t *testing.T) {
 	html := string(embedded(t, "ui/index.html"))
-	script := string(embedded(t, "ui/app.js"))
 	ids := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\bid="([^"]+)"`).FindAllStringSubmatch(html, -1) {
 		ids[m[1]] = true
 	}
-	refs := regexp.MustCompile(`\$\('([A-Za-z0-9_-]+)'\)`).FindAllStringSubmatch(script, -1)
-	if len(refs) < 20 {
-		t.Fatalf("found only %d $('id') lookups; has the script changed style?", len(refs))
-	}
-	for _, m := range refs {
-		if !ids[m[1]] {
-			t.Errorf("app.js looks up #%s, which index.html does not have", m[1])
+	lookup := regexp.MustCompile(`\$\('([A-Za-z0-9_-]+)'\)`)
+	for name, script := range scripts(t) {
+		refs := lookup.FindAllStringSubmatch(script, -1)
+		if name == "ui/app.js" && len(refs) < 20 {
+			t.Fatalf("found only %d $('id') lookups in app.js; has the script changed style?", len(refs))
+		}
+		for _, m := range refs {
+			if !ids[m[1]] {
+				t.Errorf("%s looks up #%s, which index.html does not have", name, m[1])
+			}
 		}
 	}
-	// The API's error "field" names map to "<field>-error" elements.
-	for _, field := range []string{"url", "name", "description", "event_types"} {
+	// The API's error "field" names map to "<field>-error" elements (since: recover).
+	for _, field := range []string{"url", "name", "description", "event_types", "since"} {
 		if !ids[field+"-error"] {
 			t.Errorf("no #%s-error for the API's field %q", field, field)
 		}
+	}
+}
+
+// index.html loads every embedded script, deferred (they run in document order, after the
+// page is parsed), and resend.js before app.js, which calls it at once.
+func TestUIPageLoadsEveryScriptInOrder(t *testing.T) {
+	html := string(embedded(t, "ui/index.html"))
+	var loaded []string
+	for _, tag := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(html, -1) {
+		m := regexp.MustCompile(`src="/(ui/[^"]+)"`).FindStringSubmatch(tag)
+		if m == nil || !regexp.MustCompile(`\sdefer\b`).MatchString(tag) {
+			t.Errorf("script without a /ui/ src or without defer: %s", tag)
+			continue
+		}
+		loaded = append(loaded, m[1])
+	}
+	for name := range scripts(t) {
+		if !slices.Contains(loaded, name) {
+			t.Errorf("%s is embedded but index.html does not load it", name)
+		}
+	}
+	if r, a := slices.Index(loaded, "ui/resend.js"), slices.Index(loaded, "ui/app.js"); r < 0 || a < 0 || r > a {
+		t.Errorf("scripts load in the order %v; resend.js must come before app.js", loaded)
 	}
 }
 

@@ -810,7 +810,7 @@
     document.title = `${ep.name} · Webhooks · BlameTrail`;
     setBreadcrumb(ep.name);
     $('detail-title').textContent = ep.name;
-    $('detail-actions').replaceChildren(endpointActions(ep, 'detail'), rotateButton(ep));
+    $('detail-actions').replaceChildren(endpointActions(ep, 'detail'), rotateButton(ep), resend.recoverButton(ep));
     const types = ep.event_types && ep.event_types.length ? ep.event_types.join(', ') : 'All event types';
     const meta = [
       ['url', 'URL', el('code', {}, ep.url)],
@@ -824,17 +824,18 @@
     $('detail-meta').replaceChildren(...meta.map(([field, label, value]) => el('div', { 'data-field': field },
       el('dt', {}, label), el('dd', {}, value))));
     const data = list.data || [];
-    $('deliveries').replaceChildren(...data.map(deliveryItem));
+    $('deliveries').replaceChildren(...data.map((d) => deliveryItem(ep, d)));
     show('deliveries-empty', data.length === 0);
     show('load-more', Boolean(list.next_cursor) && state.detailLimit < MAX_PAGE);
   }
 
-  function deliveryItem(d) {
+  function deliveryItem(ep, d) {
     const attempts = d.attempts || [];
     const head = el('div', { className: 'delivery-head' },
       deliveryBadge(d.status),
       el('code', { className: 'event-type' }, d.event_type),
-      el('span', { className: 'muted small mono' }, d.id));
+      el('span', { className: 'muted small mono' }, d.id),
+      resend.resendButton(ep, d));
     let next = null;
     if (d.next_attempt_at) {
       const due = new Date(d.next_attempt_at).getTime() <= Date.now();
@@ -860,12 +861,20 @@
           el('td', { className: 'result' }, attemptResult(a)),
           el('td', { className: 'num' }, `${a.duration_ms} ms`)))));
     }
+    // The id and tabindex let focus rest on the delivery when its Resend button goes away.
     return el('li', {
+      id: `delivery-${d.id}`, tabindex: '-1',
       className: 'delivery', 'data-delivery-id': d.id, 'data-status': d.status, 'data-event-type': d.event_type,
     }, head, next, body);
   }
 
   // ---------------------------------------------------------------- wiring
+
+  // Resend and recover live in resend.js, which index.html loads first; it gets the helpers
+  // it shares with this file.
+  const resend = window.BlameTrailResend({
+    $, el, hiddenText, api, epPath, Unauthorized, notify, alertError, refreshView, fmtTime, view: () => state.seq,
+  });
 
   function init() {
     $('signin-form').addEventListener('submit', onSignIn);

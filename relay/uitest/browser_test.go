@@ -47,8 +47,9 @@ type browser struct {
 }
 
 // newBrowser starts Chromium with exactly the flags the project allows, a fresh profile in
-// t.TempDir(), and a desktop-sized viewport. Everything it runs is bounded by budget.
-func newBrowser(t *testing.T, budget time.Duration) *browser {
+// t.TempDir(), and a desktop-sized viewport. Everything it runs is bounded by budget. extra
+// adds allocator options that are not flags (chromedp.Env, say).
+func newBrowser(t *testing.T, budget time.Duration, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	requireChromium(t)
 	var out syncWriter
@@ -70,6 +71,7 @@ func newBrowser(t *testing.T, budget time.Duration) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(&out),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

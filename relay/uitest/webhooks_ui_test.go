@@ -318,7 +318,7 @@ func checkUIHeaders(t *testing.T, base string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, path := range []string{"/", "/ui/app.js", "/ui/app.css", "/ui/favicon.svg"} {
+	for _, path := range []string{"/", "/ui/app.js", "/ui/resend.js", "/ui/app.css", "/ui/favicon.svg"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
