@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +35,9 @@ func TestResendUI(t *testing.T) {
 	began := time.Now()
 
 	// A long delivery timeout: the receiver holds the resend on purpose.
-	relay := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "100ms,200ms", "--delivery-timeout", "10s"}})
+	// No resend window and small segments: checkRecoverExpired can make payloads expire.
+	relay := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "100ms,200ms", "--delivery-timeout", "10s",
+		"--history-payload-bytes", "0", "--wal-segment-size", "65536"}})
 	rc := relaytest.NewReceiver(t, relaytest.Status(http.StatusInternalServerError))
 	apiCtx := relaytest.Context(t, 85*time.Second)
 
@@ -204,7 +206,9 @@ func TestResendUI(t *testing.T) {
 	b.do(chromedp.KeyEvent(kb.Escape))
 	b.waitFor("the dialog closed", `!document.getElementById('recover-dialog').open`)
 
-	checkRecoverAnswers(t, b, recoverID)
+	setActive(t, apiCtx, relay, ep.ID, true)
+	rc.SetHandler(relaytest.Status(http.StatusInternalServerError))
+	checkRecoverExpired(t, apiCtx, b, relay, ep.ID, recoverID)
 
 	if problems := b.consoleProblems(); len(problems) > 0 {
 		t.Errorf("the page logged errors or CSP violations:\n%s", strings.Join(problems, "\n"))
@@ -212,49 +216,47 @@ func TestResendUI(t *testing.T) {
 	t.Logf("resend flow took %s; screenshots in %s", time.Since(began).Round(time.Millisecond), b.dir)
 }
 
-// checkRecoverAnswers covers answers a test relay cannot give on demand: failed deliveries
-// whose payload is no longer kept (the relay keeps payloads far longer than a test runs) and
-// a since it rejects (the page never sends one). The page's fetch answers /recover itself
-// here; only the page's reading of the contract's bodies is under test.
-func checkRecoverAnswers(t *testing.T, b *browser, recoverID string) {
+// checkRecoverExpired makes the relay drop the payloads of failed deliveries for real (it runs
+// with --history-payload-bytes 0, and two snapshots compact the segments that held them) and
+// checks that the page reports them as not resent.
+func checkRecoverExpired(t *testing.T, ctx context.Context, b *browser, relay *relaytest.Relay, endpoint, recoverID string) {
 	t.Helper()
-	for _, tc := range []struct {
-		status   int
-		body     string
-		where    string // the element that shows the outcome
-		want     string
-		stayOpen bool
-	}{
-		{http.StatusAccepted, `{"resent":1,"expired":2}`, "notice",
-			"Resent 1 delivery to Orders service. 2 could not be resent: payload no longer kept.", false},
-		{http.StatusAccepted, `{"resent":0,"expired":3}`, "notice",
-			"Resent 0 deliveries to Orders service. 3 could not be resent: payload no longer kept.", false},
-		{http.StatusUnprocessableEntity, `{"error":{"code":"invalid_since","message":"since must be an RFC 3339 time","field":"since"}}`, "since-error",
-			"since must be an RFC 3339 time", true},
-	} {
-		b.do(chromedp.Evaluate[chromedp.Void](`window.__recoverAnswer = {status: ` + strconv.Itoa(tc.status) + `, body: ` + js(tc.body) + `}`))
-		b.do(chromedp.Click(chromedp.ID(recoverID)))
-		b.waitFor("the recover dialog", `document.getElementById('recover-dialog').open`)
-		// A recover refreshes the view, which replaces the Recover button: the next click must
-		// wait for the new one, or it may land on a node that is gone.
-		button := `document.getElementById(` + js(recoverID) + `)`
-		b.do(chromedp.Evaluate[chromedp.Void](button+`.dataset.old = '1'`), chromedp.Click(chromedp.ID("recover-confirm")))
-		b.waitFor(tc.where+" with "+tc.want, `document.getElementById(`+js(tc.where)+`).textContent === `+js(tc.want))
-		if !tc.stayOpen {
-			b.waitFor("the view refreshed", `!`+button+`.dataset.old`)
-		}
-		if open := eval[bool](b, `document.getElementById('recover-dialog').open`); open != tc.stayOpen {
-			t.Errorf("after %d %s the dialog is open=%v, want %v", tc.status, tc.body, open, tc.stayOpen)
-		}
-		if tc.stayOpen {
-			if !eval[bool](b, `document.getElementById('recover-since').getAttribute('aria-invalid') === 'true'`) {
-				t.Error("an invalid_since answer does not mark the time input invalid")
-			}
-			b.do(chromedp.Click(chromedp.ID("recover-cancel")))
-			b.waitFor("the dialog closed", `!document.getElementById('recover-dialog').open`)
+	pad := strings.Repeat("x", 20_000) // a few of these fill the 64 KiB segments
+	for i := range 4 {
+		if _, err := relay.Client.Ingest(ctx, apiclient.Event{Type: api.TypeIncidentResolved, Data: map[string]any{"n": i, "pad": pad}}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	b.do(chromedp.Evaluate[chromedp.Void](`window.__recoverAnswer = null`))
+	relaytest.Eventually(t, 10*time.Second, "the large deliveries to fail", func() bool {
+		list, err := relay.Client.ListDeliveries(ctx, endpoint, "", 50)
+		if err != nil {
+			return false
+		}
+		failed := 0
+		for _, d := range list.Data {
+			if d.EventType == api.TypeIncidentResolved && d.Status == api.StatusFailed {
+				failed++
+			}
+		}
+		return failed == 4
+	})
+	written := func() int { return strings.Count(relay.Logs(), `"msg":"snapshot written"`) }
+	for range 2 { // the second snapshot compacts what the first one covers
+		n := written()
+		if err := syscall.Kill(relay.PID(), syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		relaytest.Eventually(t, 10*time.Second, "a snapshot", func() bool { return written() > n })
+	}
+	b.do(chromedp.Click(chromedp.ID(recoverID)))
+	b.waitFor("the recover dialog", `document.getElementById('recover-dialog').open`)
+	b.do(chromedp.Click(chromedp.ID("recover-confirm")))
+	want := "Resent 0 deliveries to Orders service. 4 could not be resent: payload no longer kept."
+	b.waitFor("the expired payloads reported", `document.getElementById('notice').textContent === `+js(want))
+	if open := eval[bool](b, `document.getElementById('recover-dialog').open`); open {
+		t.Error("the dialog stayed open after a recover that succeeded")
+	}
+	b.shot("24-recover-expired")
 }
 
 // ingestAndFail sends an event of type typ and waits until its delivery to endpoint has
@@ -324,18 +326,13 @@ func signIn(b *browser, relay *relaytest.Relay, hash string) {
 }
 
 // recordRecoverBodies wraps the page's fetch so the test can read the bodies the page sends
-// to /recover (window.__recoverBodies), and, while window.__recoverAnswer is set, answer them
-// without the relay.
+// to /recover (window.__recoverBodies); every request still goes to the relay.
 func recordRecoverBodies(b *browser) {
 	b.do(chromedp.Evaluate[chromedp.Void](`(() => {
 		window.__recoverBodies = [];
-		window.__recoverAnswer = null;
 		const real = window.fetch;
 		window.fetch = function (url, init) {
-			if (!String(url).endsWith('/recover')) return real.apply(this, arguments);
-			const a = window.__recoverAnswer;
-			if (a) return Promise.resolve(new Response(a.body, {status: a.status, headers: {'Content-Type': 'application/json'}}));
-			window.__recoverBodies.push(init && init.body);
+			if (String(url).endsWith('/recover')) window.__recoverBodies.push(init && init.body);
 			return real.apply(this, arguments);
 		};
 	})()`))
