@@ -126,6 +126,8 @@ window.BlameTrailResend = (ui) => {
     let text = `Resent ${n} ${n === 1 ? 'delivery' : 'deliveries'} to ${ep.name}`;
     text += n === 0 && m === 0 ? `: none failed since ${fmtTime(since)}.` : '.';
     if (m > 0) text += ` ${m} could not be resent: payload no longer kept.`;
+    // One call resends at most 1,000; the next one takes the rest (pending ones are skipped).
+    if (res && res.more) text += ' More failed deliveries remain: recover again.';
     return text;
   }
 
