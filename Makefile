@@ -74,7 +74,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./internal/wal/
 	$(GO) test -run XXX -fuzz '^FuzzPowerLoss$$' -fuzztime $(FUZZTIME) ./internal/wal/
 
-# Go micro-benchmarks, then the end-to-end harness (baseline + scenarios 1-5, ratios, targets;
+# Go micro-benchmarks, then the end-to-end harness (baseline + scenarios 1-7, ratios, targets;
 # under 5 minutes on 2 cores). BENCH_BACKLOG=1000000 gives the 1M-queued figure (longer).
 BENCH_BACKLOG ?= 200000
 BENCHFLAGS    ?=

@@ -17,12 +17,12 @@ import (
 // Options configure a harness run. Zero values take the defaults of DefaultOptions.
 type Options struct {
 	RelayBin  string   // the relay binary; empty: built from the module into a temp dir
-	Scenarios []int    // which of 1..5 to run, in order; empty: all
+	Scenarios []int    // which of 1..7 to run, in order; empty: all
 	RelayArgs []string // extra relay flags, appended last (so they override the scenario's)
 
-	Duration time.Duration // posting time of scenarios 1–4 and of the baseline
+	Duration time.Duration // posting time of scenarios 1–4, 6, 7 and of the baseline
 	Clients  int           // concurrent posting clients
-	Rate     float64       // events/s in all for scenarios 1–4 and the baseline; 0: as fast as they go
+	Rate     float64       // events/s in all for scenarios 1–4 and the baseline; 0: as fast as they go (6 and 7 have their own)
 	DataSize int           // bytes of each event's data object
 	Fanout   int           // endpoints in scenarios 2 and 4
 
@@ -39,7 +39,7 @@ type Options struct {
 	// default interval and no trickle; only the fill's snapshots are measured.
 	BacklogSnapshotInterval time.Duration
 
-	DrainTimeout time.Duration // scenarios 1–4: bound on waiting for every delivery
+	DrainTimeout time.Duration // scenarios 1–4, 6, 7: bound on waiting for every delivery
 	MaxEvents    int64         // per scenario: capacity of the bookkeeping tables, and a hard bound on posts
 	Keep         bool          // keep the relays' data directories
 
@@ -50,7 +50,7 @@ type Options struct {
 // DefaultOptions are the documented defaults (`blametrail-bench --help`).
 func DefaultOptions() Options {
 	return Options{
-		Scenarios:           []int{1, 2, 3, 4, 5},
+		Scenarios:           []int{1, 2, 3, 4, 5, 6, 7},
 		Duration:            10 * time.Second,
 		Clients:             64,
 		DataSize:            1024,
@@ -159,6 +159,7 @@ type ScenarioResult struct {
 
 	RelayCPUS       float64          `json:"relay_cpu_s"`
 	CPUPerDelivUS   float64          `json:"relay_cpu_us_per_delivery"`
+	CPUPerEventUS   float64          `json:"relay_cpu_us_per_event_while_posting"`
 	PeakRSSMiB      float64          `json:"relay_peak_rss_mib"`        // VmHWM at the end
 	MaxSampledMiB   float64          `json:"relay_max_sampled_rss_mib"` // VmRSS every 200 ms
 	RelayExit       string           `json:"relay_exit,omitempty"`      // set when the relay died
@@ -270,12 +271,12 @@ func (h *Harness) Run(ctx context.Context) error {
 		var res *ScenarioResult
 		var err error
 		switch id {
-		case 1, 2, 3, 4:
+		case 1, 2, 3, 4, 6, 7:
 			res, err = h.runFlow(ctx, h.flowSpec(id))
 		case 5:
 			res, err = h.runBacklog(ctx)
 		default:
-			return fmt.Errorf("no scenario %d (1..5)", id)
+			return fmt.Errorf("no scenario %d (1..7)", id)
 		}
 		if res == nil {
 			res = &ScenarioResult{ID: id, Name: scenarioNames[id]}
@@ -295,7 +296,16 @@ var scenarioNames = map[int]string{
 	3: "10% of attempts answered 500, short retry schedule",
 	4: "one endpoint answers after 2 s, 19 fast",
 	5: "backlog: receiver down while events queue, then up",
+	6: "open loop: 1,000 events/s, 1 endpoint",
+	7: "open loop: 10,000 events/s, 1 endpoint",
 }
+
+// Open-loop rates of scenarios 6 and 7: well below saturation, so latency is the relay's own
+// and not a queue behind the load generator.
+const (
+	openLoopLow  = 1_000
+	openLoopHigh = 10_000
+)
 
 func (h *Harness) runBaseline(ctx context.Context) error {
 	h.progress("baseline: %d clients post signed events straight to a receiver for %s", h.opts.Clients, h.opts.Duration)
@@ -334,6 +344,7 @@ type flowSpec struct {
 	slow      map[int]bool
 	failRate  float64
 	args      []string
+	rate      float64 // events/s on a fixed schedule; 0: Options.Rate
 }
 
 // baseArgs are the flags every scenario's relay gets; a scenario's own come after them and
@@ -353,6 +364,10 @@ func (h *Harness) flowSpec(id int) flowSpec {
 	case 4:
 		// The slow endpoint is created first, so it is first in every fan-out.
 		return flowSpec{id: 4, endpoints: h.opts.Fanout, slow: map[int]bool{0: true}}
+	case 6:
+		return flowSpec{id: 6, endpoints: 1, rate: openLoopLow}
+	case 7:
+		return flowSpec{id: 7, endpoints: 1, rate: openLoopHigh}
 	}
 	return flowSpec{id: 1, endpoints: 1}
 }
@@ -422,11 +437,17 @@ func (h *Harness) runFlow(ctx context.Context, spec flowSpec) (*ScenarioResult, 
 	defer sampler.Stop()
 	acks := newAckTable(h.opts.MaxEvents)
 	var next atomic.Int64
-	h.progress("scenario %d: %d clients post for %s", spec.id, h.opts.Clients, h.opts.Duration)
+	rate := h.opts.Rate
+	if spec.rate > 0 {
+		rate = spec.rate
+	}
+	h.progress("scenario %d: %d clients post for %s (rate %s)", spec.id, h.opts.Clients, h.opts.Duration, rateText(rate))
+	cpu0, _ := ProcCPU(relay.PID())
 	res.Load = RunLoad(ctx, LoadConfig{
 		Addr: relay.Addr, Path: "/api/events", Token: relay.Token, Accept: 202, WantDeliveries: spec.endpoints,
-		Clients: h.opts.Clients, Duration: h.opts.Duration, DataSize: h.opts.DataSize, Rate: h.opts.Rate,
+		Clients: h.opts.Clients, Duration: h.opts.Duration, DataSize: h.opts.DataSize, Rate: rate,
 	}, acks, &next)
+	cpuPost, _ := ProcCPU(relay.PID())
 	h.progress("scenario %d: %d events acknowledged (%s); waiting for the drain", spec.id,
 		res.Load.Acked, FormatValue(res.Load.AckRate, "/s"))
 
@@ -444,6 +465,11 @@ func (h *Harness) runFlow(ctx context.Context, spec flowSpec) (*ScenarioResult, 
 	}
 	if v.completed > 0 {
 		res.CPUPerDelivUS = res.RelayCPUS * 1e6 / float64(v.completed)
+	}
+	if res.Load.Acked > 0 && cpuPost > cpu0 {
+		// Over the posting window only: start-up and the idle drain wait are left out, so at a
+		// fixed rate this is the steady cost of one event (its ingest and its delivery).
+		res.CPUPerEventUS = float64((cpuPost - cpu0).Microseconds()) / float64(res.Load.Acked)
 	}
 	if len(slow) > 0 {
 		sv := verify(acks, res.Load.Seqs, slow)
@@ -621,3 +647,10 @@ func dirSize(dir string) int64 {
 }
 
 func joinArgs(a []string) string { return strings.Join(a, " ") }
+
+func rateText(rate float64) string {
+	if rate <= 0 {
+		return "as fast as the clients go"
+	}
+	return FormatValue(rate, "/s")
+}

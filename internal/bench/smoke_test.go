@@ -63,3 +63,38 @@ func TestSmokeScenario1(t *testing.T) {
 type appendWriter struct{ b *[]byte }
 
 func (w *appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+
+// TestSmokeOpenLoop runs scenario 6 (a fixed 1,000 events/s) for one second: the posts follow
+// the scenario's own schedule, not Options.Rate, and the steady CPU per event is read. Counts
+// only: no timing is asserted.
+func TestSmokeOpenLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the relay binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t.Cleanup(KillAll)
+	h, err := NewHarness(ctx, Options{
+		Scenarios: []int{6}, Duration: time.Second, Clients: 4, Rate: 50, // the baseline's rate; 6 has its own
+		DrainTimeout: 20 * time.Second, MaxEvents: 1 << 16,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := h.Results[6]
+	if r == nil || r.Err != "" {
+		t.Fatalf("scenario 6: %+v", r)
+	}
+	// Scheduled posts fall within the second: at most 1,000, and far more than the 50 that
+	// Options.Rate would have allowed.
+	if r.Load.Acked > openLoopLow || r.Load.Acked <= 50 {
+		t.Errorf("acked %d events in one second at %d/s", r.Load.Acked, openLoopLow)
+	}
+	if r.Completed != r.Load.Acked || r.Losses != 0 || r.CPUPerEventUS <= 0 {
+		t.Errorf("delivered %d of %d, losses %d, CPU per event %v µs", r.Completed, r.Load.Acked, r.Losses, r.CPUPerEventUS)
+	}
+}

@@ -7,7 +7,8 @@
 //
 // Scenarios: 1 one endpoint; 2 fan-out to 20; 3 10% of attempts answered 500; 4 one
 // endpoint answering after 2 s beside 19 fast ones; 5 a backlog queued while the receiver is
-// down, then drained. Ctrl-C stops the run and every process it started.
+// down, then drained; 6 and 7 one endpoint at a fixed 1,000 and 10,000 events/s (open loop:
+// latency below saturation). Ctrl-C stops the run and every process it started.
 package main
 
 import (
@@ -33,8 +34,8 @@ func main() {
 func run() int {
 	d := bench.DefaultOptions()
 	fs := flag.NewFlagSet("blametrail-bench", flag.ContinueOnError)
-	scenarios := fs.String("scenarios", "1,2,3,4,5", "scenarios to run, in order (scenario 4 compares with 2, and 5 with 1, when they ran before)")
-	duration := fs.Duration("duration", d.Duration, "posting time per scenario (1–4) and for the baseline")
+	scenarios := fs.String("scenarios", "1,2,3,4,5,6,7", "scenarios to run, in order (scenario 4 compares with 2, and 5 with 1, when they ran before)")
+	duration := fs.Duration("duration", d.Duration, "posting time per scenario (1–4, 6, 7) and for the baseline")
 	clients := fs.Int("clients", d.Clients, "concurrent posting clients")
 	rate := fs.Float64("rate", 0, "events/s in all for scenarios 1–4 and the baseline (open loop); 0: as fast as the clients go")
 	backlog := fs.Int64("backlog-events", d.BacklogEvents, "scenario 5: events queued while the receiver is down")
@@ -47,7 +48,7 @@ func run() int {
 	fanout := fs.Int("fanout", d.Fanout, "endpoints in scenarios 2 and 4")
 	failRate := fs.Float64("fail-rate", d.FailRate, "scenario 3: fraction of attempts answered 500")
 	slow := fs.Duration("slow-latency", d.SlowLatency, "scenario 4: the slow endpoint's answer time")
-	drain := fs.Duration("drain-timeout", d.DrainTimeout, "scenarios 1–4: longest wait for every delivery after the posts end")
+	drain := fs.Duration("drain-timeout", d.DrainTimeout, "scenarios 1–4, 6, 7: longest wait for every delivery after the posts end")
 	backlogDrain := fs.Duration("backlog-drain-timeout", d.BacklogDrainTimeout, "scenario 5: longest wait for the drain")
 	backlogSnap := fs.Duration("backlog-snapshot-interval", d.BacklogSnapshotInterval, "scenario 5: also pass this --snapshot-interval to the relay (0: the relay's default). The trickle after the fill asks for a snapshot of the whole backlog with SIGUSR1 either way")
 	backlogFill := fs.Duration("backlog-fill-timeout", d.BacklogFillTimeout, "scenario 5: longest time spent queueing the backlog")
@@ -148,8 +149,8 @@ func parseScenarios(s string) ([]int, error) {
 			continue
 		}
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 5 {
-			return nil, fmt.Errorf("%q is not a scenario 1..5", p)
+		if err != nil || n < 1 || n > 7 {
+			return nil, fmt.Errorf("%q is not a scenario 1..7", p)
 		}
 		if !seen[n] {
 			seen[n] = true
