@@ -56,7 +56,18 @@ type queue struct {
 	ready      []store.DeliveryID // FIFO
 	head       int
 	workers    int // goroutines attempting this endpoint's deliveries, at most MaxInFlight
+	// resume: a re-enable made deliveries due that are still only in the store; workers pull
+	// them with Store.DueAfter from cursor, a page at a time, when ready runs out. gen tells a
+	// pull that finished after a newer resume (or a Drop) to leave the cursor alone.
+	resume  bool
+	pulling bool
+	cursor  store.DeliveryID
+	gen     uint64
 }
+
+// pullPage is how many deliveries a worker pulls at once after a re-enable: enough to keep
+// MaxInFlight workers busy, small enough to cost the store's lock microseconds.
+const pullPage = 256
 
 // New returns an engine that is not yet running.
 func New(cfg Config) *Engine {
@@ -86,6 +97,13 @@ func (e *Engine) Ready(r store.Ready) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopping {
+		return
+	}
+	if r.Resume {
+		q := e.queue(r.EndpointID)
+		q.resume, q.cursor = true, store.DeliveryID{}
+		q.gen++
+		e.dispatch(q)
 		return
 	}
 	if !r.Due.After(time.Now()) {
@@ -120,6 +138,8 @@ func (e *Engine) Drop(endpointID string) {
 		// Workers already running finish the attempt they began; the rest of the queue goes.
 		clear(q.ready)
 		q.ready, q.head = q.ready[:0], 0
+		q.resume = false
+		q.gen++
 	}
 }
 
@@ -197,20 +217,30 @@ func (e *Engine) timerLoop() {
 // enqueue adds a due delivery to its endpoint's queue and starts attempts up to the bound.
 // Callers hold e.mu.
 func (e *Engine) enqueue(endpointID string, id store.DeliveryID) {
+	q := e.queue(endpointID)
+	q.ready = append(q.ready, id)
+	e.dispatch(q)
+}
+
+// queue returns an endpoint's queue, made on first use. Callers hold e.mu.
+func (e *Engine) queue(endpointID string) *queue {
 	q, ok := e.queues[endpointID]
 	if !ok {
 		q = &queue{endpointID: endpointID}
 		e.queues[endpointID] = q
 	}
-	q.ready = append(q.ready, id)
-	e.dispatch(q)
+	return q
 }
 
 // dispatch starts workers for q up to its bound. Callers hold e.mu. Workers live as long as
 // their queue has work, so a busy endpoint reuses up to MaxInFlight goroutines (and their grown
 // stacks) instead of starting one per attempt.
 func (e *Engine) dispatch(q *queue) {
-	for n := len(q.ready) - q.head; n > 0 && !e.stopping && q.workers < e.cfg.MaxInFlight; n-- {
+	n := len(q.ready) - q.head
+	if n == 0 && q.resume && !q.pulling {
+		n = 1 // a worker to pull the next page
+	}
+	for ; n > 0 && !e.stopping && q.workers < e.cfg.MaxInFlight; n-- {
 		q.workers++
 		e.inFlight.Add(1)
 		go e.work(q)
@@ -221,7 +251,14 @@ func (e *Engine) dispatch(q *queue) {
 func (e *Engine) work(q *queue) {
 	defer e.inFlight.Done()
 	e.mu.Lock()
-	for !e.stopping && q.head < len(q.ready) {
+	for !e.stopping {
+		if q.head == len(q.ready) {
+			if !q.resume || q.pulling {
+				break // a worker pulling dispatches more when its page arrives
+			}
+			e.pull(q)
+			continue
+		}
 		id := q.ready[q.head]
 		q.head++
 		q.compact()
@@ -232,10 +269,27 @@ func (e *Engine) work(q *queue) {
 		e.mu.Lock()
 	}
 	q.workers--
-	if q.workers == 0 && q.head == len(q.ready) {
+	if q.workers == 0 && q.head == len(q.ready) && !q.resume {
 		delete(e.queues, q.endpointID)
 	}
 	e.mu.Unlock()
+}
+
+// pull fetches the next page of deliveries a re-enable made due. Callers hold e.mu; it is
+// released while the store is asked.
+func (e *Engine) pull(q *queue) {
+	q.pulling = true
+	gen, cursor := q.gen, q.cursor
+	e.mu.Unlock()
+	ids, next, more := e.cfg.Store.DueAfter(q.endpointID, cursor, pullPage, time.Now())
+	e.mu.Lock()
+	q.pulling = false
+	if q.gen != gen {
+		return // dropped, or resumed again from the start, meanwhile
+	}
+	q.cursor, q.resume = next, more
+	q.ready = append(q.ready, ids...)
+	e.dispatch(q)
 }
 
 // compact reclaims the consumed front of the queue.

@@ -152,8 +152,12 @@ func TestCoreHeldAndResumed(t *testing.T) {
 	if got.Status != api.StatusPending || got.NextAttemptAt == nil || !got.NextAttemptAt.Equal(on.UpdatedAt) {
 		t.Errorf("after re-enabling: %+v, want pending due at %v", got, on.UpdatedAt)
 	}
-	if r := f.ready.take(); len(r) != 1 || r[0].Delivery.String() != d.ID || !r[0].Due.Equal(on.UpdatedAt) {
-		t.Errorf("resumed delivery not announced: %+v", r)
+	// A re-enable announces the endpoint, not each delivery: the engine pulls them.
+	if r := f.ready.take(); len(r) != 1 || !r[0].Resume || r[0].EndpointID != ep.ID || !r[0].Due.Equal(on.UpdatedAt) {
+		t.Errorf("re-enable not announced as a resume: %+v", r)
+	}
+	if ids, _, more := f.s.DueAfter(ep.ID, store.DeliveryID{}, 10, f.clock.Now()); len(ids) != 1 || ids[0].String() != d.ID || more {
+		t.Errorf("DueAfter after the re-enable = %v (more %v), want the resumed delivery", ids, more)
 	}
 	if _, ok := f.attempt(d.ID, 200, 0); !ok {
 		t.Fatal("resumed delivery not begun")
@@ -322,5 +326,65 @@ func TestCorePagination(t *testing.T) {
 	}
 	if _, _, err := f.s.Deliveries(ep, "ep_00000000000000000000000000", 2); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("Deliveries with an endpoint id as cursor: %v", err)
+	}
+}
+
+// TestCoreDueAfterPages: DueAfter pages through an endpoint's due deliveries in id order,
+// skipping ones in flight, not yet due or finished; it reads a bounded number of entries per
+// call, and says when the list is read to its end.
+func TestCoreDueAfterPages(t *testing.T) {
+	f := newCoreFixture(t, store.Options{})
+	ep := f.endpoint("a")
+	for range 40 {
+		f.ingest(api.TypeIncidentOpened, "")
+	}
+	ds := f.deliveriesOf(ep.ID) // newest first
+	want := map[string]bool{}
+	for i, d := range ds {
+		switch i % 4 {
+		case 0:
+			f.attempt(d.ID, 200, 0) // finished
+		case 1:
+			f.attempt(d.ID, 500, time.Hour) // not due
+		case 2:
+			f.begin(d.ID) // in flight
+		default:
+			want[d.ID] = true
+		}
+	}
+	var got []string
+	cursor, calls := store.DeliveryID{}, 0
+	for more := true; more; calls++ {
+		var ids []store.DeliveryID
+		ids, cursor, more = f.s.DueAfter(ep.ID, cursor, 3, f.clock.Now())
+		for _, id := range ids {
+			got = append(got, id.String())
+		}
+		if calls > 40 {
+			t.Fatal("DueAfter never reached the end")
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("DueAfter found %v, want the %d due ones", got, len(want))
+	}
+	for i, id := range got {
+		if !want[id] || i > 0 && id <= got[i-1] {
+			t.Fatalf("DueAfter found %v: not due, or not in id order", got)
+		}
+	}
+	// A page of 1 reads at most 16 entries: with none due in the first 16, it comes back
+	// empty but says there is more, past where it stopped.
+	for _, d := range ds[len(ds)-16:] {
+		if want[d.ID] {
+			f.attempt(d.ID, 200, 0)
+		}
+	}
+	ids, next, more := f.s.DueAfter(ep.ID, store.DeliveryID{}, 1, f.clock.Now())
+	if len(ids) != 0 || !more || next.String() != ds[len(ds)-16].ID {
+		t.Fatalf("first page of 1 = %v, next %s, more %v; want none, more, next at the 16th", ids, next, more)
+	}
+	f.setActive(ep.ID, false)
+	if ids, _, more := f.s.DueAfter(ep.ID, store.DeliveryID{}, 10, f.clock.Now()); len(ids) != 0 || more {
+		t.Fatalf("a disabled endpoint has due deliveries: %v", ids)
 	}
 }

@@ -360,3 +360,37 @@ func (d *delivery) view() api.Delivery {
 	}
 	return v
 }
+
+// DueAfter lists up to n pending deliveries of an endpoint that are due at now and not in
+// flight, with ids after `after` (the zero id: from the first), in id order. It looks at no more
+// than 16·n entries per call, so the lock is held briefly however many deliveries the endpoint
+// keeps; next is where the following call goes on, and more is false once the endpoint's list
+// has been read to its end. The engine uses it to pull the deliveries a re-enable made due.
+func (s *Store) DueAfter(endpointID string, after DeliveryID, n int, now time.Time) (ids []DeliveryID, next DeliveryID, more bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.endpoints[endpointID]
+	if !ok || !ep.Active || n <= 0 {
+		return nil, after, false
+	}
+	i := 0
+	if after != (DeliveryID{}) {
+		var found bool
+		i, found = slices.BinarySearchFunc(ep.deliveries, after, cmpDelivery)
+		if found {
+			i++
+		}
+	}
+	ms := now.UnixMilli()
+	for budget := 16 * n; i < len(ep.deliveries) && budget > 0 && len(ids) < n; i, budget = i+1, budget-1 {
+		d := ep.deliveries[i]
+		next = d.id
+		if !d.removed && d.status == stPending && !d.inFlight && d.next <= ms {
+			ids = append(ids, d.id)
+		}
+	}
+	if next == (DeliveryID{}) {
+		next = after
+	}
+	return ids, next, i < len(ep.deliveries)
+}

@@ -152,21 +152,24 @@ func (s *Store) applyEndpointPut(in *endpoint) []Ready {
 	ep.deliveries, ep.removed, ep.history, ep.histHead, ep.histLive = dl, rm, hist, head, live
 	ep.queued = queued
 
-	var ready []Ready
 	switch {
 	case wasActive && !ep.Active:
 		ep.hold()
 	case ok && !wasActive && ep.Active:
 		// Held deliveries resume now; the updated_at of the re-enable is "now" for a replay too.
+		held := false
 		for _, d := range ep.deliveries {
 			if d.status == stHeld {
 				d.status = stPending
 				d.next = ep.UpdatedAt.UnixMilli()
-				ready = append(ready, d.ready())
+				held = true
 			}
 		}
+		if held {
+			return []Ready{{EndpointID: ep.ID, Due: ep.UpdatedAt, Resume: true}}
+		}
 	}
-	return ready
+	return nil
 }
 
 func (ep *endpoint) hold() {

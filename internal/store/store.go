@@ -83,10 +83,15 @@ type Options struct {
 
 // Ready says a delivery can be attempted at Due. It is small and allocation-free on purpose:
 // the engine holds one per queued delivery.
+//
+// With Resume set it names no delivery: the endpoint was re-enabled and every delivery it held
+// is due now. The engine pulls them with DueAfter a page at a time, so re-enabling an endpoint
+// that holds a million deliveries neither builds a million-entry list nor queues one.
 type Ready struct {
 	Delivery   DeliveryID
 	EndpointID string // shared with the endpoint, not a copy
 	Due        time.Time
+	Resume     bool
 }
 
 // Store is safe for concurrent use.
