@@ -229,6 +229,11 @@ func (s *Store) retained(e *event) ([]byte, error) {
 		return nil, ErrPayloadExpired
 	}
 	b, err := s.payload(e)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Compaction may have closed the segment under this read; a second read then finds it
+		// gone (or reads it, when the failure was something else that passed).
+		b, err = s.payload(e)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: event %s (segment %d was compacted)", ErrPayloadExpired, e.id.format("evt_"), e.pos.Segment)
 	}
