@@ -143,8 +143,8 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	}
 	d.inFlight = true
 	job := Job{
-		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typ,
-		URL: d.ep.URL, Secret: d.ep.Secret, Body: d.ev.body, N: len(d.attempts) + 1, Test: d.test,
+		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typeName(),
+		URL: d.ep.URL, Secret: d.ep.Secret, Body: s.memBodies[d.ev.id], N: len(d.attempts) + 1, Test: d.test,
 		Series: len(d.attempts) - int(d.base) + 1,
 	}
 	if d.base == 0 {
@@ -184,7 +184,7 @@ func (s *Store) payload(e *event) ([]byte, error) {
 	if b, ok := s.payloads.Get(e.id); ok {
 		return b, nil
 	}
-	raw, err := s.wal.ReadAt(e.pos)
+	raw, err := s.wal.ReadAt(e.position())
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,8 @@ func (s *Store) payload(e *event) ([]byte, error) {
 	case rec.Resend != nil && rec.Resend.EventID == id:
 		body = rec.Resend.Body // a resent delivery's event lives in the record that reopened it
 	default:
-		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", e.pos.Segment, e.pos.Offset, id)
+		p := e.position()
+		return nil, fmt.Errorf("store: WAL record at %d/%d is not event %s", p.Segment, p.Offset, id)
 	}
 	s.payloads.Add(e.id, body)
 	return body, nil
@@ -339,7 +340,7 @@ func (s *Store) Delivery(id string) (v api.Delivery, err error) {
 
 func (d *delivery) view() api.Delivery {
 	v := api.Delivery{
-		ID: d.id.String(), EventID: d.ev.id.format("evt_"), EventType: d.ev.typ, EndpointID: d.ep.ID,
+		ID: d.id.String(), EventID: d.ev.id.format("evt_"), EventType: d.ev.typeName(), EndpointID: d.ep.ID,
 		Status: statusNames[d.status], Attempts: make([]api.Attempt, len(d.attempts)),
 	}
 	for i, a := range d.attempts {

@@ -219,9 +219,9 @@ func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 	if !ok || len(ev.Deliveries) == 0 {
 		return nil
 	}
-	e := &event{id: eid, typ: internType(ev.Type), pos: pos}
+	e := &event{id: eid, typ: codeOf(ev.Type), pos: packPos(pos)}
 	if !s.durable {
-		e.body = ev.Body // no log to read it back from
+		s.memBodies[eid] = ev.Body // no log to read it back from
 	}
 	next := ev.At.UnixMilli()
 	ready := make([]Ready, 0, len(ev.Deliveries))
@@ -324,12 +324,12 @@ func (s *Store) release(e *event) {
 	if e.live--; e.live > 0 {
 		return
 	}
-	// A store without a log keeps the body (e.body) for resends while history refers to the
-	// event; the garbage collector frees it with the last delivery.
+	// A store without a log keeps every body (memBodies) for resends: it serves tests only.
 	if s.durable {
 		s.payloads.Remove(e.id)
-		if s.segRefs[e.pos.Segment]--; s.segRefs[e.pos.Segment] <= 0 {
-			delete(s.segRefs, e.pos.Segment)
+		seg := e.pos.segment()
+		if s.segRefs[seg]--; s.segRefs[seg] <= 0 {
+			delete(s.segRefs, seg)
 		}
 	}
 }

@@ -119,7 +119,7 @@ func (s *Store) resendable(endpointID string, did ID) (*delivery, event, error) 
 // resend logs and applies the record that reopens d. Callers hold s.mu.
 func (s *Store) resend(d *delivery, body []byte) ([]Ready, func() error, error) {
 	return s.commit(&Record{Kind: KindResend, Resend: &ResendRecord{
-		DeliveryID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ, Body: body, At: s.now(),
+		DeliveryID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typeName(), Body: body, At: s.now(),
 	}})
 }
 
@@ -222,10 +222,16 @@ func (s *Store) resendBatch(endpointID string, batch []*delivery, bodies [][]byt
 // retained reads the body of a finished delivery's event: from the cache, the store itself (no
 // log), or the WAL while its segment is kept.
 func (s *Store) retained(e *event) ([]byte, error) {
-	if e.body != nil {
-		return e.body, nil
+	if !s.durable {
+		s.mu.Lock()
+		b, ok := s.memBodies[e.id]
+		s.mu.Unlock()
+		if !ok {
+			return nil, ErrPayloadExpired
+		}
+		return b, nil
 	}
-	if !s.durable || e.pos.Segment == 0 {
+	if e.pos == 0 {
 		return nil, ErrPayloadExpired
 	}
 	b, err := s.payload(e)
@@ -235,7 +241,7 @@ func (s *Store) retained(e *event) ([]byte, error) {
 		b, err = s.payload(e)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: event %s (segment %d was compacted)", ErrPayloadExpired, e.id.format("evt_"), e.pos.Segment)
+		return nil, fmt.Errorf("%w: event %s (segment %d was compacted)", ErrPayloadExpired, e.id.format("evt_"), e.pos.segment())
 	}
 	return b, err
 }
@@ -255,9 +261,9 @@ func (s *Store) applyResend(r *ResendRecord, pos wal.Position) []Ready {
 	}
 	ep := old.ep
 	s.leaveHistory(old)
-	e := &event{id: eid, typ: internType(r.Type), pos: pos, live: 1}
+	e := &event{id: eid, typ: codeOf(r.Type), pos: packPos(pos), live: 1}
 	if !s.durable {
-		e.body = r.Body
+		s.memBodies[eid] = r.Body
 	}
 	n := len(old.attempts)
 	d := &delivery{id: did, ev: e, ep: ep, status: stPending, test: old.test, next: r.At.UnixMilli(),

@@ -202,9 +202,9 @@ func (c *capture) write(w io.Writer) error {
 				continue
 			}
 			st := cd.status()
-			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typ,
+			l := &snapLine{K: "dl", ID: d.id.String(), EventID: d.ev.id.format("evt_"), Type: d.ev.typeName(),
 				EndpointID: c.eps[e].ID, Status: statusNames[st], Test: d.test, Attempts: exportAttempts(cd.attempts())}
-			if pos := d.ev.pos; pos.Segment != 0 {
+			if pos := d.ev.position(); pos.Segment != 0 {
 				// Finished ones too: their payload may still be kept for a resend.
 				l.Pos = &pos
 			}
@@ -325,7 +325,7 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 	}
 	e := rs.events[key]
 	if e == nil {
-		e = &event{id: eid, typ: internType(l.Type), pos: key.pos}
+		e = &event{id: eid, typ: codeOf(l.Type), pos: packPos(key.pos)}
 		rs.events[key] = e
 	}
 	d := &delivery{id: did, ev: e, ep: ep, status: st, test: l.Test, attempts: s.importAttempts(l.Attempts)}
@@ -336,7 +336,7 @@ func (s *Store) restoreDelivery(l *snapLine, rs *restoring) error {
 		// An event lives while it has open deliveries: count them (snapshots before this
 		// count carried it as "live"; counting gives the same number).
 		if e.live == 0 {
-			s.segRefs[e.pos.Segment]++
+			s.segRefs[e.pos.segment()]++
 		}
 		e.live++
 		ep.queued++

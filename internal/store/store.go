@@ -112,6 +112,7 @@ type Store struct {
 	idem       *lru.Cache[string, idemEntry]
 	history    *lru.Cache[ID, *delivery] // finished deliveries still shown; bounds their memory
 	segRefs    map[uint64]int            // live events per WAL segment
+	memBodies  map[ID][]byte             // event bodies, in a store without a log (nil otherwise)
 	// histSegs counts finished deliveries in history per WAL segment holding their event:
 	// compaction keeps those segments, within Options.HistoryPayloadBytes, for resends.
 	histSegs map[uint64]int
@@ -196,18 +197,6 @@ type attempt struct {
 	duration uint32  // ms
 	code     uint16
 	n        uint8
-}
-
-// event is an accepted event that some delivery still needs. Its body lives in the WAL at pos
-// (and in the payload cache); only a store without a log keeps body here.
-type event struct {
-	id   ID
-	typ  string
-	pos  wal.Position
-	body []byte
-	live int32 // deliveries not yet finished
-	// unreadable: reading body back from the WAL failed once (logged once, not per attempt)
-	unreadable bool
 }
 
 // Attempt is one HTTP attempt as the engine reports it and the log records it.
@@ -307,6 +296,7 @@ func newStore(opts Options) (*Store, error) {
 		idem:       idem,
 		segRefs:    make(map[uint64]int),
 		histSegs:   make(map[uint64]int),
+		memBodies:  make(map[ID][]byte),
 		errs:       make(map[string]*string),
 	}
 	// Eviction runs inside Add, under s.mu, from finish: it may change store state directly.
@@ -445,14 +435,14 @@ func (s *Store) forget(d *delivery) {
 // pinHistory counts a finished delivery's payload segment, so that compaction keeps it (within
 // Options.HistoryPayloadBytes) while the delivery can be resent. Callers hold s.mu.
 func (s *Store) pinHistory(d *delivery) {
-	if s.durable && d.ev.pos.Segment != 0 {
-		s.histSegs[d.ev.pos.Segment]++
+	if s.durable && d.ev.pos != 0 {
+		s.histSegs[d.ev.pos.segment()]++
 	}
 }
 
 // unpinHistory undoes pinHistory when a delivery leaves the history. Callers hold s.mu.
 func (s *Store) unpinHistory(d *delivery) {
-	seg := d.ev.pos.Segment
+	seg := d.ev.pos.segment()
 	if !s.durable || seg == 0 {
 		return
 	}
