@@ -23,6 +23,7 @@ type Config struct {
 	Listen               string
 	DataDir              string
 	APIToken             string
+	IngestToken          string
 	RetrySchedule        []time.Duration
 	DeliveryTimeout      time.Duration
 	DisableAfter         int
@@ -78,7 +79,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
-	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for admin and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for everything: admin API, metrics and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&c.IngestToken, "ingest-token", env("BLAMETRAIL_INGEST_TOKEN", ""), "bearer token that can only post events (POST /api/events), for the application; off when empty")
 	fs.StringVar(&schedule, "retry-schedule", env("BLAMETRAIL_RETRY_SCHEDULE", "1m,6m,36m,3h36m,21h36m"), "delays before retries 1..n, ±10% jitter")
 	fs.StringVar(&timeout, "delivery-timeout", env("BLAMETRAIL_DELIVERY_TIMEOUT", "10s"), "one attempt's whole time limit")
 	fs.StringVar(&disableAfter, "disable-after", env("BLAMETRAIL_DISABLE_AFTER", "10"), "consecutive failed deliveries before an endpoint is disabled (0 = never)")
@@ -155,7 +157,13 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("log-format", fmt.Errorf("%q is not text or json", c.LogFormat))
 	}
 	p.check("log-level", c.LogLevel.UnmarshalText([]byte(level)))
-	c.APIToken = p.token(c.APIToken)
+	c.APIToken = p.token("api-token", "BLAMETRAIL_API_TOKEN", c.APIToken)
+	c.IngestToken = p.token("ingest-token", "BLAMETRAIL_INGEST_TOKEN", c.IngestToken)
+	if c.IngestToken != "" && c.IngestToken == c.APIToken {
+		// The point of an ingest token is that the application does not hold the admin token.
+		// Equal to a generated token is refused at start (loadToken), once that one is read.
+		p.check("ingest-token", errors.New("equals the API token (--api-token, BLAMETRAIL_API_TOKEN): give the application a token of its own"))
+	}
 	if c.Listen == "" {
 		p.check("listen", errors.New("must not be empty"))
 	}
@@ -173,17 +181,21 @@ func (p *parser) check(flag string, err error) {
 	}
 }
 
-// token trims surrounding whitespace from the API token, as loadToken does for the file: a
-// Kubernetes secret made with --from-file ends in a newline. Set but blank or shorter than
-// MinTokenLength is an error; the message never holds the token.
-func (p *parser) token(v string) string {
+// token trims surrounding whitespace from a token (--api-token, --ingest-token), as loadToken
+// does for the file: a Kubernetes secret made with --from-file ends in a newline. Set but
+// blank or shorter than MinTokenLength is an error; the message never holds the token.
+func (p *parser) token(flag, envName, v string) string {
 	t := strings.TrimSpace(v)
+	unset := "unset it to use the generated one"
+	if flag != "api-token" {
+		unset = "unset it"
+	}
 	switch {
 	case v == "":
 	case t == "":
-		p.check("api-token", fmt.Errorf("BLAMETRAIL_API_TOKEN or --api-token is set but blank: give a token of at least %d characters, or unset it to use the generated one", MinTokenLength))
+		p.check(flag, fmt.Errorf("%s or --%s is set but blank: give a token of at least %d characters, or %s", envName, flag, MinTokenLength, unset))
 	case utf8.RuneCountInString(t) < MinTokenLength:
-		p.check("api-token", fmt.Errorf("the token from BLAMETRAIL_API_TOKEN or --api-token must be at least %d characters (surrounding whitespace not counted)", MinTokenLength))
+		p.check(flag, fmt.Errorf("the token from %s or --%s must be at least %d characters (surrounding whitespace not counted)", envName, flag, MinTokenLength))
 	}
 	return t
 }

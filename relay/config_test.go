@@ -48,6 +48,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
 	case c.MaxConnections != 10000 || c.MaxConnsPerIP != 0:
 		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
+	case c.IngestToken != "":
+		t.Errorf("IngestToken %q, want empty (off)", c.IngestToken)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -116,6 +118,34 @@ func TestLoadConfigSources(t *testing.T) {
 			},
 		},
 		{
+			name: "ingest token from the environment, trimmed",
+			env:  envOf("BLAMETRAIL_API_TOKEN", "admin-token-0123456789", "BLAMETRAIL_INGEST_TOKEN", " ingest-token-0123456789\n"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.IngestToken != "ingest-token-0123456789" || c.APIToken != "admin-token-0123456789" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "ingest token flag overrides the environment",
+			args: []string{"--ingest-token", "flag-ingest-0123456789"},
+			env:  envOf("BLAMETRAIL_INGEST_TOKEN", "env-ingest-0123456789"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.IngestToken != "flag-ingest-0123456789" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "ingest token without an api token (the admin token is generated)",
+			args: []string{"--ingest-token", "ingest-token-0123456789"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.APIToken != "" || c.IngestToken != "ingest-token-0123456789" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
 			name: "empty environment values fall back to defaults",
 			env:  envOf("BLAMETRAIL_LISTEN", "", "BLAMETRAIL_ALLOW_HTTP", ""),
 			check: func(t *testing.T, c relay.Config) {
@@ -176,6 +206,13 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"token of 15 characters", []string{"--api-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_API_TOKEN or --api-token must be at least 16"},
 		{"token short after trimming", nil, envOf("BLAMETRAIL_API_TOKEN", " fifteen-chars-x\n"), "at least 16"},
 		{"blank token", nil, envOf("BLAMETRAIL_API_TOKEN", "\n"), "blank"},
+		{"ingest token of 15 characters", []string{"--ingest-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_INGEST_TOKEN or --ingest-token must be at least 16"},
+		{"ingest token short after trimming", nil, envOf("BLAMETRAIL_INGEST_TOKEN", "\tfifteen-chars-x \n"), "--ingest-token: the token from BLAMETRAIL_INGEST_TOKEN"},
+		{"blank ingest token", nil, envOf("BLAMETRAIL_INGEST_TOKEN", "  "), "--ingest-token: BLAMETRAIL_INGEST_TOKEN or --ingest-token is set but blank"},
+		{"ingest token equal to the api token", []string{"--api-token", "fifteen-chars-x-and-more", "--ingest-token", "fifteen-chars-x-and-more"}, nil,
+			"--ingest-token: equals the API token"},
+		{"ingest token equal to the api token after trimming", nil,
+			envOf("BLAMETRAIL_API_TOKEN", "fifteen-chars-x-and-more\n", "BLAMETRAIL_INGEST_TOKEN", " fifteen-chars-x-and-more"), "--ingest-token: equals the API token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

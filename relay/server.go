@@ -34,7 +34,7 @@ type Server struct {
 	store  *store.Store
 	engine *delivery.Engine
 	policy netpolicy.Policy
-	token  tokenCheck
+	tokens tokens
 	http   *fasthttp.Server
 	ready  atomic.Bool
 	// metrics are the Prometheus series (metrics.go).
@@ -52,11 +52,16 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	if cfg.IngestToken == token {
+		// LoadConfig refuses an ingest token equal to --api-token; this is the generated one.
+		return fmt.Errorf("relay: --ingest-token equals the API token in %s: give the application a token of its own",
+			filepath.Join(cfg.DataDir, "api-token"))
+	}
 	s := &Server{
 		cfg:    cfg,
 		log:    log,
 		policy: netpolicy.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateNetworks},
-		token:  newTokenCheck(token),
+		tokens: newTokens(token, cfg.IngestToken),
 	}
 	s.metrics = newRelayMetrics()
 	s.engine = delivery.New(delivery.Config{
@@ -135,7 +140,8 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	stopSnapshots := snapshotOnSignal(st, log)
 	defer stopSnapshots()
 	s.ready.Store(true)
-	log.Info("relay listening", "addr", ln.Addr().String(), "version", cfg.Version,
+	// The listen line never holds a token, only whether an ingest token is set.
+	log.Info("relay listening", "addr", ln.Addr().String(), "ingest_token_set", cfg.IngestToken != "", "version", cfg.Version,
 		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
 		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())
 
