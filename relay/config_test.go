@@ -48,8 +48,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("MaxBodySize = %d, want 256 KiB", c.MaxBodySize)
 	case c.MaxConnections != 10000 || c.MaxConnsPerIP != 0:
 		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
-	case c.IngestToken != "":
-		t.Errorf("IngestToken %q, want empty (off)", c.IngestToken)
+	case c.AdminListen != "" || c.IngestToken != "":
+		t.Errorf("AdminListen %q IngestToken %q, want both empty (off)", c.AdminListen, c.IngestToken)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -118,20 +118,40 @@ func TestLoadConfigSources(t *testing.T) {
 			},
 		},
 		{
-			name: "ingest token from the environment, trimmed",
-			env:  envOf("BLAMETRAIL_API_TOKEN", "admin-token-0123456789", "BLAMETRAIL_INGEST_TOKEN", " ingest-token-0123456789\n"),
+			name: "least privilege from the environment",
+			env: envOf("BLAMETRAIL_API_TOKEN", "admin-token-0123456789", "BLAMETRAIL_INGEST_TOKEN", " ingest-token-0123456789\n",
+				"BLAMETRAIL_LISTEN", "127.0.0.1:8080", "BLAMETRAIL_ADMIN_LISTEN", "0.0.0.0:8081"),
 			check: func(t *testing.T, c relay.Config) {
-				if c.IngestToken != "ingest-token-0123456789" || c.APIToken != "admin-token-0123456789" {
+				if c.IngestToken != "ingest-token-0123456789" || c.AdminListen != "0.0.0.0:8081" || c.Listen != "127.0.0.1:8080" {
 					t.Errorf("config = %+v", c)
 				}
 			},
 		},
 		{
-			name: "ingest token flag overrides the environment",
-			args: []string{"--ingest-token", "flag-ingest-0123456789"},
-			env:  envOf("BLAMETRAIL_INGEST_TOKEN", "env-ingest-0123456789"),
+			name: "least privilege flags override the environment",
+			args: []string{"--ingest-token", "flag-ingest-0123456789", "--admin-listen", "[::1]:9"},
+			env:  envOf("BLAMETRAIL_INGEST_TOKEN", "env-ingest-0123456789", "BLAMETRAIL_ADMIN_LISTEN", "127.0.0.1:8081"),
 			check: func(t *testing.T, c relay.Config) {
-				if c.IngestToken != "flag-ingest-0123456789" {
+				if c.IngestToken != "flag-ingest-0123456789" || c.AdminListen != "[::1]:9" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			// Port 0 lets the kernel pick a port for each: the tests start relays this way.
+			name: "both listeners on port 0",
+			args: []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.Listen != "127.0.0.1:0" || c.AdminListen != "127.0.0.1:0" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "same port on two different hosts",
+			args: []string{"--listen", "127.0.0.1:8080", "--admin-listen", "10.0.0.5:8080"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.AdminListen != "10.0.0.5:8080" {
 					t.Errorf("config = %+v", c)
 				}
 			},
@@ -213,6 +233,16 @@ func TestLoadConfigRejects(t *testing.T) {
 			"--ingest-token: equals the API token"},
 		{"ingest token equal to the api token after trimming", nil,
 			envOf("BLAMETRAIL_API_TOKEN", "fifteen-chars-x-and-more\n", "BLAMETRAIL_INGEST_TOKEN", " fifteen-chars-x-and-more"), "--ingest-token: equals the API token"},
+		{"admin listen equal to listen", []string{"--listen", "127.0.0.1:8080", "--admin-listen", "127.0.0.1:8080"}, nil,
+			`--admin-listen: "127.0.0.1:8080" and --listen "127.0.0.1:8080" are the same address`},
+		{"admin listen on every interface, same port as listen", nil, envOf("BLAMETRAIL_ADMIN_LISTEN", ":8080"), `--admin-listen: ":8080" and --listen "127.0.0.1:8080"`},
+		{"listen on 0.0.0.0, admin listen on its port", []string{"--listen", "0.0.0.0:9000", "--admin-listen", "127.0.0.1:9000"}, nil, "are the same address"},
+		{"admin listen equal to metrics listen", []string{"--admin-listen", "127.0.0.1:9090", "--metrics-listen", "127.0.0.1:9090"}, nil,
+			`--admin-listen: "127.0.0.1:9090" and --metrics-listen`},
+		{"metrics listen equal to listen", []string{"--metrics-listen", "127.0.0.1:8080"}, nil, `--listen: "127.0.0.1:8080" and --metrics-listen`},
+		{"admin listen without a port", []string{"--admin-listen", "127.0.0.1"}, nil, `--admin-listen: "127.0.0.1" is not host:port`},
+		{"admin listen env not an address", nil, envOf("BLAMETRAIL_ADMIN_LISTEN", "admin"), "--admin-listen"},
+		{"listen without a port", []string{"--listen", "localhost"}, nil, `--listen: "localhost" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

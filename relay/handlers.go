@@ -14,12 +14,19 @@ import (
 
 const endpointsPath = "/api/webhooks/endpoints"
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// handle serves one request on a listener of the given role (listeners.go).
+func (s *Server) handle(ctx *fasthttp.RequestCtx, role listenerRole) {
 	h := &ctx.Response.Header
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	path := string(ctx.Path())
-	if path == "/api/events" {
+	if !role.serves(path) {
+		// Before readiness and tokens, and the same 404 as a path the relay serves nowhere: the
+		// ingest listener does not even reveal that an admin API exists.
+		routeNotFound(ctx)
+		return
+	}
+	if path == ingestPath {
 		defer s.countIngest(ctx)
 	}
 	switch {
@@ -32,7 +39,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/api/") && !s.ready.Load():
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "starting", "the relay is recovering its state; retry shortly")
-	case path == "/api/events":
+	case path == ingestPath:
 		if s.allow(ctx, "POST") && s.authorizedFor(ctx, rightIngest) {
 			s.ingest(ctx)
 		}

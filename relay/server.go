@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
@@ -35,19 +32,20 @@ type Server struct {
 	engine *delivery.Engine
 	policy netpolicy.Policy
 	tokens tokens
-	http   *fasthttp.Server
-	ready  atomic.Bool
+	// listeners are --listen's and, when set, --admin-listen's (listeners.go).
+	listeners []*listener
+	ready     atomic.Bool
 	// metrics are the Prometheus series (metrics.go).
 	metrics *relayMetrics
 	// healthLogged is set once a health probe has logged the storage failure.
 	healthLogged atomic.Bool
 }
 
-// Run starts the relay on ln and serves until ctx ends (the caller holds the data dir's
+// Run starts the relay on lns and serves until ctx ends (the caller holds the data dir's
 // lock, see internal/dirlock), then shuts down gracefully: it stops
-// accepting, lets requests finish, and waits for in-flight attempts, all within
-// cfg.ShutdownTimeout.
-func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {
+// accepting on every listener, lets requests finish, and waits for in-flight attempts, all
+// within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error {
 	token, err := loadToken(cfg, log)
 	if err != nil {
 		return err
@@ -96,25 +94,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	}
 	s.metrics.instrument(&storeOpts)
 
-	s.http = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleTransportError,
-		Name:                         "blametrail-relay",
-		ReadTimeout:                  transferTimeout(cfg.MaxBodySize),
-		WriteTimeout:                 transferTimeout(cfg.MaxBodySize),
-		IdleTimeout:                  60 * time.Second,
-		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadBufferSize:               readBufferSize,
-		Concurrency:                  cfg.MaxConnections,
-		MaxConnsPerIP:                cfg.MaxConnsPerIP,
-		NoDefaultDate:                false,
-		NoDefaultContentType:         true,
-		DisablePreParseMultipartForm: true,
-		Logger:                       fasthttpLogger{log},
-		// Keeps the raw header block out of fasthttp's parse errors; what it still quotes
-		// (a refused header value) is redacted by handleTransportError and fasthttpLogger.
-		SecureErrorLogMessage: true,
-	}
+	s.listeners = s.newListeners(lns)
 	if cfg.PprofListen != "" {
 		servePprof(cfg.PprofListen, log)
 	}
@@ -126,11 +106,10 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		defer stopMetrics(context.Background())
 	}
 	// Serve first, so /healthz answers and /readyz says 503 while the WAL replays.
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(ln) }()
+	serveErr := serve(s.listeners)
 	st, err := store.Open(storeOpts)
 	if err != nil {
-		_ = s.http.Shutdown()
+		_ = shutdown(context.Background(), s.listeners)
 		return fmt.Errorf("relay: recover state from %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
@@ -140,13 +119,17 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	stopSnapshots := snapshotOnSignal(st, log)
 	defer stopSnapshots()
 	s.ready.Store(true)
-	// The listen line never holds a token, only whether an ingest token is set.
-	log.Info("relay listening", "addr", ln.Addr().String(), "ingest_token_set", cfg.IngestToken != "", "version", cfg.Version,
-		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
-		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())
+	// One line says the relay is ready and what each listener serves; it never holds a token,
+	// only whether an ingest token is set.
+	log.Info("relay listening", append(listenAttrs(s.listeners), "ingest_token_set", cfg.IngestToken != "",
+		"version", cfg.Version, "allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
+		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())...)
 
 	select {
 	case err := <-serveErr:
+		// One listener failed: stop the others too rather than serve half the relay.
+		s.ready.Store(false)
+		_ = shutdown(context.Background(), s.listeners)
 		_ = s.engine.Stop(context.Background())
 		stopSnapshots()
 		_ = st.Close()
@@ -157,7 +140,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	s.ready.Store(false)
-	if err := s.http.ShutdownWithContext(sctx); err != nil {
+	if err := shutdown(sctx, s.listeners); err != nil {
 		log.Warn("http shutdown incomplete", "err", err)
 	}
 	if err := s.engine.Stop(sctx); err != nil {

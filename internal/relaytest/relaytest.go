@@ -1,6 +1,6 @@
 // Package relaytest starts the real relay binary for tests: it builds
 // relay/cmd/blametrail-relay once per test process (with -race when the tests run with it),
-// runs it on 127.0.0.1 with a port the kernel picks, and hands back its URL, tokens, an
+// runs it on 127.0.0.1 with a port the kernel picks, and hands back its URLs, tokens, an
 // admin client and an ingest client. Tests outside the relay use it instead of importing the relay's server
 // package, so they exercise what users run. It also provides recording receivers.
 //
@@ -63,6 +63,9 @@ type Options struct {
 	Token string
 	// IngestToken, when set, is passed as --ingest-token, and Relay.IngestClient uses it.
 	IngestToken string
+	// AdminListen starts the relay with --admin-listen 127.0.0.1:0: the admin API, UI and
+	// metrics on a port of their own (Relay.AdminURL), ingest and health on Relay.URL.
+	AdminListen bool
 }
 
 // DefaultArgs are the flags every test relay gets unless overridden.
@@ -75,13 +78,18 @@ var DefaultArgs = []string{
 
 // Relay is a running relay process.
 type Relay struct {
+	// URL and Addr are --listen's: everything, or ingest and health with Options.AdminListen.
 	URL  string
 	Addr string
+	// AdminURL and AdminAddr are where the admin API is: --admin-listen's with
+	// Options.AdminListen, URL and Addr without.
+	AdminURL  string
+	AdminAddr string
 	// Token is the API (admin) token; IngestToken is Options.IngestToken.
 	Token       string
 	IngestToken string
 	DataDir     string
-	// Client talks to the admin API with Token.
+	// Client talks to the admin API (AdminURL) with Token.
 	Client *apiclient.Client
 	// IngestClient posts events to URL with IngestToken, or Token when that is empty.
 	IngestClient *apiclient.Client
@@ -127,6 +135,9 @@ func (opts Options) args() []string {
 	if opts.IngestToken != "" {
 		args = append(args, "--ingest-token", opts.IngestToken)
 	}
+	if opts.AdminListen {
+		args = append(args, "--admin-listen", "127.0.0.1:0")
+	}
 	set := map[string]bool{}
 	for _, a := range opts.Args {
 		if strings.HasPrefix(a, "--") {
@@ -162,7 +173,11 @@ func (r *Relay) start() {
 	}
 	r.proc = p
 	r.Addr, r.URL = p.Addr(), p.URL()
-	r.Client = r.client(r.URL, r.Token)
+	r.AdminAddr, r.AdminURL = p.AdminAddr(), p.AdminURL()
+	if r.AdminAddr == "" {
+		r.AdminAddr, r.AdminURL = r.Addr, r.URL
+	}
+	r.Client = r.client(r.AdminURL, r.Token)
 	ingestToken := r.IngestToken
 	if ingestToken == "" {
 		ingestToken = r.Token
@@ -187,8 +202,8 @@ func (r *Relay) PID() int {
 	return r.proc.PID()
 }
 
-// Restart starts the relay again on the same data dir (after Stop or Kill). It gets a new
-// port; URL, Addr and the clients are updated.
+// Restart starts the relay again on the same data dir (after Stop or Kill). It gets new
+// ports; the URLs, addresses and clients are updated.
 func (r *Relay) Restart() {
 	r.t.Helper()
 	r.start()
@@ -219,7 +234,8 @@ func (r *Relay) Logs() string {
 	return r.logs.String()
 }
 
-// Do sends a raw request to the relay (for tests of bad input) and returns status and body.
+// Do sends a raw request to the relay's URL (for tests of bad input) and returns status and
+// body.
 func (r *Relay) Do(method, path, contentType, token string, body []byte) (int, []byte, http.Header) {
 	r.t.Helper()
 	req, err := http.NewRequest(method, r.URL+path, bytes.NewReader(body))

@@ -270,6 +270,23 @@ func TestConnectionLimits(t *testing.T) {
 			t.Errorf("a third connection from 127.0.0.1 = %d, want 429", status)
 		}
 	})
+	// Each listener has its own limits: a flood on the ingest listener does not lock
+	// Terraform out of the admin listener, and the admin listener is bounded as well.
+	t.Run("per listener with --admin-listen", func(t *testing.T) {
+		t.Parallel()
+		r := relaytest.Start(t, relaytest.Options{AdminListen: true, Args: []string{"--max-connections", "3"}})
+		hold(t, r.Addr, 3)
+		if status := get(t, r.Addr); status != http.StatusServiceUnavailable {
+			t.Errorf("a fourth connection to --listen = %d, want 503", status)
+		}
+		if status := get(t, r.AdminAddr); status != http.StatusOK {
+			t.Errorf("--admin-listen while --listen is full = %d, want 200", status)
+		}
+		hold(t, r.AdminAddr, 3)
+		if status := get(t, r.AdminAddr); status != http.StatusServiceUnavailable {
+			t.Errorf("a fourth connection to --admin-listen = %d, want 503", status)
+		}
+	})
 
 }
 
