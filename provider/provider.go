@@ -68,16 +68,16 @@ func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "Base URL of the relay, such as `https://relay.internal:8443`: scheme, host and " +
+				MarkdownDescription: "Base URL of the relay's admin API, such as `https://relay.internal:8443`: scheme, host and " +
 					"port only, without `/api` or any other path, query or fragment (the provider adds the API paths). " +
-					"Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
+					"For a relay started with `--admin-listen`, that listener's address, not `--listen`'s. Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
 				Validators: []validator.String{endpointValidator{}},
 			},
 			"api_token": schema.StringAttribute{
 				Optional:  true,
 				Sensitive: true,
 				MarkdownDescription: "Bearer token of the relay's admin API (the relay's `--api-token`, or the token " +
-					"it generated into `<data-dir>/api-token`). Defaults to the `" + EnvAPIToken + "` environment variable.",
+					"it generated into `<data-dir>/api-token`; not its `--ingest-token`, which can only post events). Defaults to the `" + EnvAPIToken + "` environment variable.",
 			},
 			"request_timeout": schema.StringAttribute{
 				Optional: true,
