@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/apiclient"
 )
 
@@ -67,16 +68,16 @@ func (p *blametrailProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "Base URL of the relay, such as `https://relay.internal:8443`: scheme, host and " +
+				MarkdownDescription: "Base URL of the relay's admin API, such as `https://relay.internal:8443`: scheme, host and " +
 					"port only, without `/api` or any other path, query or fragment (the provider adds the API paths). " +
-					"Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
+					"For a relay started with `--admin-listen`, that listener's address, not `--listen`'s. Defaults to the `" + EnvEndpoint + "` environment variable, else to `" + DefaultEndpoint + "`.",
 				Validators: []validator.String{endpointValidator{}},
 			},
 			"api_token": schema.StringAttribute{
 				Optional:  true,
 				Sensitive: true,
 				MarkdownDescription: "Bearer token of the relay's admin API (the relay's `--api-token`, or the token " +
-					"it generated into `<data-dir>/api-token`). Defaults to the `" + EnvAPIToken + "` environment variable.",
+					"it generated into `<data-dir>/api-token`; not its `--ingest-token`, which can only post events). Defaults to the `" + EnvAPIToken + "` environment variable.",
 			},
 			"request_timeout": schema.StringAttribute{
 				Optional: true,
@@ -267,12 +268,23 @@ func addAPIError(diags *diag.Diagnostics, c *apiclient.Client, summary string, e
 	base := c.BaseURL()
 	switch {
 	case errors.Is(err, apiclient.ErrNotRelay):
+		hint := ""
+		if errors.As(err, &ae) && ae.Code == api.CodeRouteNotFound {
+			// A relay answered, but not with its admin API: the wrong path, or its ingest listener.
+			hint = " A relay started with --admin-listen serves its admin API only there: point endpoint " +
+				"at that address, not at --listen (which then serves only events and health)."
+		}
 		diags.AddError(summary, fmt.Sprintf("The server at %s is not a BlameTrail relay: %s.\n\n"+
 			"Nothing was changed, and every resource stays in state. Check endpoint in the provider block (or "+
-			"%s): it must be the relay's base URL, such as %s, with no path.",
-			base, strings.TrimPrefix(err.Error(), apiclient.ErrNotRelay.Error()+": "), EnvEndpoint, DefaultEndpoint))
+			"%s): it must be the relay's base URL, such as %s, with no path.%s",
+			base, strings.TrimPrefix(err.Error(), apiclient.ErrNotRelay.Error()+": "), EnvEndpoint, DefaultEndpoint, hint))
 	case errors.As(err, &ae) && errors.Is(err, apiclient.ErrValidation) && endpointFields[ae.Field]:
 		diags.AddAttributeError(path.Root(ae.Field), summary, "The relay rejected "+ae.Field+": "+ae.Message)
+	case errors.Is(err, apiclient.ErrForbidden):
+		diags.AddError(summary, "The relay at "+base+" accepted the token but it may not use the admin API (HTTP 403): "+
+			"it is the relay's ingest token (--ingest-token), which can only post events. Set api_token in the "+
+			"provider block or "+EnvAPIToken+" to the relay's API token (--api-token or the content of "+
+			"<data-dir>/api-token).")
 	case errors.Is(err, apiclient.ErrUnauthorized):
 		diags.AddError(summary, "The relay at "+base+" refused the API token (HTTP 401). Check api_token in the "+
 			"provider block or "+EnvAPIToken+": it must equal the relay's --api-token or the content of "+

@@ -27,8 +27,10 @@ var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServe
 }
 
 // testRelay is the one relay every acceptance test in this package talks to: the real binary,
-// on 127.0.0.1 with a port the kernel picked. Tests share it, so each works only with the
-// endpoints it created (by id) and never assumes the relay is empty.
+// on 127.0.0.1 with ports the kernel picked. Tests share it, so each works only with the
+// endpoints it created (by id) and never assumes the relay is empty. It runs as the examples
+// deploy it, least privilege: the admin API on its own listener (--admin-listen), which is
+// what the provider talks to, and an ingest token for the application.
 var testRelay *relaytest.Relay
 
 func TestMain(m *testing.M) {
@@ -43,7 +45,7 @@ func runTests(m *testing.M) int {
 	}
 	// Checkpoint is Terraform's version check over the network; tests must not depend on it.
 	os.Setenv("CHECKPOINT_DISABLE", "1")
-	r, stop, err := relaytest.StartMain(relaytest.Options{})
+	r, stop, err := relaytest.StartMain(relaytest.Options{AdminListen: true, IngestToken: "provider_tests_ingest_token_0123"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "provider tests: start relay:", err)
 		return 1
@@ -69,13 +71,13 @@ func testAccPreCheck(t *testing.T) {
 	}
 }
 
-// relayURL and relayToken are the shared relay's; empty when TF_ACC is unset, where the
-// acceptance tests build their configurations and then skip.
+// relayURL (its admin listener) and relayToken are the shared relay's; empty when TF_ACC is
+// unset, where the acceptance tests build their configurations and then skip.
 func relayURL() string {
 	if testRelay == nil {
 		return ""
 	}
-	return testRelay.URL
+	return testRelay.AdminURL
 }
 
 func relayToken() string {
@@ -176,6 +178,56 @@ provider "blametrail" {
 data "blametrail_event_types" "all" {}
 `, relayURL()),
 			ExpectError: expectError(`refused the API token \(HTTP 401\)`),
+		}},
+	})
+}
+
+// TestAccProvider_ingestToken: the relay's ingest token, given to the provider by mistake, is
+// reported as such (a 403 from the relay), not as a wrong token or another server.
+func TestAccProvider_ingestToken(t *testing.T) {
+	ingestToken := ""
+	if testRelay != nil {
+		ingestToken = testRelay.IngestToken
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: fmt.Sprintf(`
+provider "blametrail" {
+  endpoint  = %q
+  api_token = %q
+}
+data "blametrail_event_types" "all" {}
+`, relayURL(), ingestToken),
+			ExpectError: expectError(`may not use the admin API \(HTTP 403\).*ingest token`),
+		}},
+	})
+}
+
+// TestAccProvider_ingestListener: pointed at the relay's --listen while its admin API is on
+// --admin-listen, the provider finds no admin API there and says where to look; nothing on the
+// ingest listener tells the relay's admin API apart from a path it serves nowhere.
+func TestAccProvider_ingestListener(t *testing.T) {
+	ingestURL := ""
+	if testRelay != nil {
+		ingestURL = testRelay.URL
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: fmt.Sprintf(`
+provider "blametrail" {
+  endpoint  = %q
+  api_token = %q
+}
+resource "blametrail_webhook_endpoint" "wrong_listener" {
+  url  = "https://hooks.example.com/wrong-listener"
+  name = "wrong listener"
+}
+`, ingestURL, relayToken()),
+			ExpectError: expectError(`not a BlameTrail relay.*route_not_found.*--admin-listen`),
 		}},
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +23,10 @@ import (
 // Config is the relay's whole configuration, from flags and BLAMETRAIL_* variables.
 type Config struct {
 	Listen               string
+	AdminListen          string
 	DataDir              string
 	APIToken             string
+	IngestToken          string
 	RetrySchedule        []time.Duration
 	DeliveryTimeout      time.Duration
 	DisableAfter         int
@@ -77,9 +81,11 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var allowHTTP, allowPrivate, walRepair string
 	var historyCache, histPayload, maxConns, maxConnsPerIP string
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
-	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server (admin, ingest, health)")
+	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server: ingest and health, and admin API, UI and metrics unless --admin-listen is set")
+	fs.StringVar(&c.AdminListen, "admin-listen", env("BLAMETRAIL_ADMIN_LISTEN", ""), "serve the admin API, UI and metrics on this address instead of on --listen, which then serves ingest and health only (off when empty)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
-	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for admin and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for everything: admin API, metrics and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&c.IngestToken, "ingest-token", env("BLAMETRAIL_INGEST_TOKEN", ""), "bearer token that can only post events (POST /api/events), for the application; off when empty")
 	fs.StringVar(&schedule, "retry-schedule", env("BLAMETRAIL_RETRY_SCHEDULE", "1m,6m,36m,3h36m,21h36m"), "delays before retries 1..n, ±10% jitter")
 	fs.StringVar(&timeout, "delivery-timeout", env("BLAMETRAIL_DELIVERY_TIMEOUT", "10s"), "one attempt's whole time limit")
 	fs.StringVar(&disableAfter, "disable-after", env("BLAMETRAIL_DISABLE_AFTER", "10"), "consecutive failed deliveries before an endpoint is disabled (0 = never)")
@@ -89,8 +95,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Var((*boolText)(&allowPrivate), "allow-private-networks", "allow destinations on loopback, private, link-local or unspecified addresses")
 	fs.StringVar(&c.Fsync, "fsync", env("BLAMETRAIL_FSYNC", "batch"), "batch (group commit), always, or none (unsafe)")
 	fs.StringVar(&maxBody, "max-body-size", env("BLAMETRAIL_MAX_BODY_SIZE", "262144"), "largest request body in bytes")
-	fs.StringVar(&maxConns, "max-connections", env("BLAMETRAIL_MAX_CONNECTIONS", "10000"), "connections served at once; more are answered 503 and closed")
-	fs.StringVar(&maxConnsPerIP, "max-connections-per-ip", env("BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "0"), "connections served at once from one client address, answered 429 beyond (0 = no limit: a sidecar's application connects from 127.0.0.1)")
+	fs.StringVar(&maxConns, "max-connections", env("BLAMETRAIL_MAX_CONNECTIONS", "10000"), "connections served at once, per listener; more are answered 503 and closed")
+	fs.StringVar(&maxConnsPerIP, "max-connections-per-ip", env("BLAMETRAIL_MAX_CONNECTIONS_PER_IP", "0"), "connections served at once from one client address, per listener, answered 429 beyond (0 = no limit: a sidecar's application connects from 127.0.0.1)")
 	fs.StringVar(&maxInFlight, "max-in-flight", env("BLAMETRAIL_MAX_IN_FLIGHT", "16"), "attempts in flight per endpoint")
 	fs.StringVar(&history, "history-limit", env("BLAMETRAIL_HISTORY_LIMIT", "100"), "finished deliveries kept per endpoint")
 	fs.StringVar(&shutdown, "shutdown-timeout", env("BLAMETRAIL_SHUTDOWN_TIMEOUT", "15s"), "how long shutdown waits for in-flight requests and attempts")
@@ -105,7 +111,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
 	fs.StringVar(&memLimit, "memory-limit", env("BLAMETRAIL_MEMORY_LIMIT", "402653184"), "soft memory limit in bytes for the Go runtime (0 = none; GOMEMLIMIT wins when set)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", env("BLAMETRAIL_PPROF_LISTEN", ""), "serve Go profiles on this address (e.g. 127.0.0.1:6060); off when empty")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", env("BLAMETRAIL_METRICS_LISTEN", ""), "also serve /metrics without auth on this address (e.g. 127.0.0.1:9090); /metrics on --listen keeps requiring the token")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", env("BLAMETRAIL_METRICS_LISTEN", ""), "also serve /metrics without auth on this address (e.g. 127.0.0.1:9090); /metrics on --listen (or --admin-listen) keeps requiring the token")
 	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
 	fs.StringVar(&level, "log-level", env("BLAMETRAIL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -158,10 +164,17 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("log-format", fmt.Errorf("%q is not text or json", c.LogFormat))
 	}
 	p.check("log-level", c.LogLevel.UnmarshalText([]byte(level)))
-	c.APIToken = p.token(c.APIToken)
-	if c.Listen == "" {
-		p.check("listen", errors.New("must not be empty"))
+	c.APIToken = p.token("api-token", "BLAMETRAIL_API_TOKEN", c.APIToken)
+	c.IngestToken = p.token("ingest-token", "BLAMETRAIL_INGEST_TOKEN", c.IngestToken)
+	if c.IngestToken != "" && c.IngestToken == c.APIToken {
+		// The point of an ingest token is that the application does not hold the admin token.
+		// Equal to a generated token is refused at start (loadToken), once that one is read.
+		p.check("ingest-token", errors.New("equals the API token (--api-token, BLAMETRAIL_API_TOKEN): give the application a token of its own"))
 	}
+	p.listenAddr("listen", c.Listen, true)
+	p.listenAddr("admin-listen", c.AdminListen, false)
+	p.distinctListeners(map[string]string{"listen": c.Listen, "admin-listen": c.AdminListen,
+		"metrics-listen": c.MetricsListen, "pprof-listen": c.PprofListen})
 	if c.DataDir == "" {
 		p.check("data-dir", errors.New("must not be empty"))
 	}
@@ -176,19 +189,72 @@ func (p *parser) check(flag string, err error) {
 	}
 }
 
-// token trims surrounding whitespace from the API token, as loadToken does for the file: a
-// Kubernetes secret made with --from-file ends in a newline. Set but blank or shorter than
-// MinTokenLength is an error; the message never holds the token.
-func (p *parser) token(v string) string {
+// token trims surrounding whitespace from a token (--api-token, --ingest-token), as loadToken
+// does for the file: a Kubernetes secret made with --from-file ends in a newline. Set but
+// blank or shorter than MinTokenLength is an error; the message never holds the token.
+func (p *parser) token(flag, envName, v string) string {
 	t := strings.TrimSpace(v)
+	unset := "unset it to use the generated one"
+	if flag != "api-token" {
+		unset = "unset it"
+	}
 	switch {
 	case v == "":
 	case t == "":
-		p.check("api-token", fmt.Errorf("BLAMETRAIL_API_TOKEN or --api-token is set but blank: give a token of at least %d characters, or unset it to use the generated one", MinTokenLength))
+		p.check(flag, fmt.Errorf("%s or --%s is set but blank: give a token of at least %d characters, or %s", envName, flag, MinTokenLength, unset))
 	case utf8.RuneCountInString(t) < MinTokenLength:
-		p.check("api-token", fmt.Errorf("the token from BLAMETRAIL_API_TOKEN or --api-token must be at least %d characters (surrounding whitespace not counted)", MinTokenLength))
+		p.check(flag, fmt.Errorf("the token from %s or --%s must be at least %d characters (surrounding whitespace not counted)", envName, flag, MinTokenLength))
 	}
 	return t
+}
+
+// listenAddr checks that v is host:port (the host may be empty, for every interface). Empty
+// is an error only when required.
+func (p *parser) listenAddr(flag, v string, required bool) {
+	if v == "" {
+		if required {
+			p.check(flag, errors.New("must not be empty"))
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		p.check(flag, fmt.Errorf("%q is not host:port (such as 127.0.0.1:8080, or :8080 for every interface)", v))
+	}
+}
+
+// distinctListeners refuses two listeners on one port: same port (not 0, which the kernel
+// picks) and the same host, or a host that means every interface. The bind would fail too,
+// but later and without naming both flags. Unset and unparsable addresses are skipped.
+func (p *parser) distinctListeners(addrs map[string]string) {
+	flags := make([]string, 0, len(addrs))
+	for f := range addrs {
+		flags = append(flags, f)
+	}
+	slices.Sort(flags)
+	for i, a := range flags {
+		for _, b := range flags[i+1:] {
+			if sameListener(addrs[a], addrs[b]) {
+				p.check(a, fmt.Errorf("%q and --%s %q are the same address: each listener needs its own port", addrs[a], b, addrs[b]))
+			}
+		}
+	}
+}
+
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	return ha == hb || anyInterface(ha) || anyInterface(hb)
+}
+
+func anyInterface(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 func (p *parser) duration(flag, v string, lo, hi time.Duration) time.Duration {

@@ -50,6 +50,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("MaxConnections %d MaxConnsPerIP %d, want 10000 and 0 (no limit)", c.MaxConnections, c.MaxConnsPerIP)
 	case c.HistoryPayloadBytes != 256<<20:
 		t.Errorf("HistoryPayloadBytes = %d, want 256 MiB", c.HistoryPayloadBytes)
+	case c.AdminListen != "" || c.IngestToken != "":
+		t.Errorf("AdminListen %q IngestToken %q, want both empty (off)", c.AdminListen, c.IngestToken)
 	case c.LogLevel != slog.LevelInfo || c.LogFormat != "text":
 		t.Errorf("log %s %s", c.LogLevel, c.LogFormat)
 	}
@@ -118,6 +120,54 @@ func TestLoadConfigSources(t *testing.T) {
 			},
 		},
 		{
+			name: "least privilege from the environment",
+			env: envOf("BLAMETRAIL_API_TOKEN", "admin-token-0123456789", "BLAMETRAIL_INGEST_TOKEN", " ingest-token-0123456789\n",
+				"BLAMETRAIL_LISTEN", "127.0.0.1:8080", "BLAMETRAIL_ADMIN_LISTEN", "0.0.0.0:8081"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.IngestToken != "ingest-token-0123456789" || c.AdminListen != "0.0.0.0:8081" || c.Listen != "127.0.0.1:8080" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "least privilege flags override the environment",
+			args: []string{"--ingest-token", "flag-ingest-0123456789", "--admin-listen", "[::1]:9"},
+			env:  envOf("BLAMETRAIL_INGEST_TOKEN", "env-ingest-0123456789", "BLAMETRAIL_ADMIN_LISTEN", "127.0.0.1:8081"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.IngestToken != "flag-ingest-0123456789" || c.AdminListen != "[::1]:9" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			// Port 0 lets the kernel pick a port for each: the tests start relays this way.
+			name: "both listeners on port 0",
+			args: []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.Listen != "127.0.0.1:0" || c.AdminListen != "127.0.0.1:0" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "same port on two different hosts",
+			args: []string{"--listen", "127.0.0.1:8080", "--admin-listen", "10.0.0.5:8080"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.AdminListen != "10.0.0.5:8080" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "ingest token without an api token (the admin token is generated)",
+			args: []string{"--ingest-token", "ingest-token-0123456789"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.APIToken != "" || c.IngestToken != "ingest-token-0123456789" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
 			name: "empty environment values fall back to defaults",
 			env:  envOf("BLAMETRAIL_LISTEN", "", "BLAMETRAIL_ALLOW_HTTP", ""),
 			check: func(t *testing.T, c relay.Config) {
@@ -180,6 +230,23 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"token of 15 characters", []string{"--api-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_API_TOKEN or --api-token must be at least 16"},
 		{"token short after trimming", nil, envOf("BLAMETRAIL_API_TOKEN", " fifteen-chars-x\n"), "at least 16"},
 		{"blank token", nil, envOf("BLAMETRAIL_API_TOKEN", "\n"), "blank"},
+		{"ingest token of 15 characters", []string{"--ingest-token", "fifteen-chars-x"}, nil, "BLAMETRAIL_INGEST_TOKEN or --ingest-token must be at least 16"},
+		{"ingest token short after trimming", nil, envOf("BLAMETRAIL_INGEST_TOKEN", "\tfifteen-chars-x \n"), "--ingest-token: the token from BLAMETRAIL_INGEST_TOKEN"},
+		{"blank ingest token", nil, envOf("BLAMETRAIL_INGEST_TOKEN", "  "), "--ingest-token: BLAMETRAIL_INGEST_TOKEN or --ingest-token is set but blank"},
+		{"ingest token equal to the api token", []string{"--api-token", "fifteen-chars-x-and-more", "--ingest-token", "fifteen-chars-x-and-more"}, nil,
+			"--ingest-token: equals the API token"},
+		{"ingest token equal to the api token after trimming", nil,
+			envOf("BLAMETRAIL_API_TOKEN", "fifteen-chars-x-and-more\n", "BLAMETRAIL_INGEST_TOKEN", " fifteen-chars-x-and-more"), "--ingest-token: equals the API token"},
+		{"admin listen equal to listen", []string{"--listen", "127.0.0.1:8080", "--admin-listen", "127.0.0.1:8080"}, nil,
+			`--admin-listen: "127.0.0.1:8080" and --listen "127.0.0.1:8080" are the same address`},
+		{"admin listen on every interface, same port as listen", nil, envOf("BLAMETRAIL_ADMIN_LISTEN", ":8080"), `--admin-listen: ":8080" and --listen "127.0.0.1:8080"`},
+		{"listen on 0.0.0.0, admin listen on its port", []string{"--listen", "0.0.0.0:9000", "--admin-listen", "127.0.0.1:9000"}, nil, "are the same address"},
+		{"admin listen equal to metrics listen", []string{"--admin-listen", "127.0.0.1:9090", "--metrics-listen", "127.0.0.1:9090"}, nil,
+			`--admin-listen: "127.0.0.1:9090" and --metrics-listen`},
+		{"metrics listen equal to listen", []string{"--metrics-listen", "127.0.0.1:8080"}, nil, `--listen: "127.0.0.1:8080" and --metrics-listen`},
+		{"admin listen without a port", []string{"--admin-listen", "127.0.0.1"}, nil, `--admin-listen: "127.0.0.1" is not host:port`},
+		{"admin listen env not an address", nil, envOf("BLAMETRAIL_ADMIN_LISTEN", "admin"), "--admin-listen"},
+		{"listen without a port", []string{"--listen", "localhost"}, nil, `--listen: "localhost" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,6 @@
 package relay
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -17,12 +14,19 @@ import (
 
 const endpointsPath = "/api/webhooks/endpoints"
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// handle serves one request on a listener of the given role (listeners.go).
+func (s *Server) handle(ctx *fasthttp.RequestCtx, role listenerRole) {
 	h := &ctx.Response.Header
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	path := string(ctx.Path())
-	if path == "/api/events" {
+	if !role.serves(path) {
+		// Before readiness and tokens, and the same 404 as a path the relay serves nowhere: the
+		// ingest listener does not even reveal that an admin API exists.
+		routeNotFound(ctx)
+		return
+	}
+	if path == ingestPath {
 		defer s.countIngest(ctx)
 	}
 	switch {
@@ -35,8 +39,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/api/") && !s.ready.Load():
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "starting", "the relay is recovering its state; retry shortly")
-	case path == "/api/events":
-		if s.allow(ctx, "POST") && s.authorized(ctx) {
+	case path == ingestPath:
+		if s.allow(ctx, "POST") && s.authorizedFor(ctx, rightIngest) {
 			s.ingest(ctx)
 		}
 	case path == "/api/info":
@@ -257,33 +261,6 @@ func (s *Server) allow(ctx *fasthttp.RequestCtx, methods ...string) bool {
 	ctx.Response.Header.Set("Allow", strings.Join(methods, ", "))
 	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed",
 		"method "+truncate(m, 16)+" not allowed; use "+strings.Join(methods, " or "))
-	return false
-}
-
-// tokenCheck compares bearer tokens in constant time. Both sides are hashed first so the
-// comparison does not even leak the token's length.
-type tokenCheck [sha256.Size]byte
-
-func newTokenCheck(token string) tokenCheck { return sha256.Sum256([]byte(token)) }
-
-func (t tokenCheck) matches(presented []byte) bool {
-	got := sha256.Sum256(presented)
-	return subtle.ConstantTimeCompare(t[:], got[:]) == 1
-}
-
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	auth := ctx.Request.Header.Peek("Authorization")
-	// The scheme name is case-insensitive (RFC 9110 §11.1).
-	found := len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("Bearer "))
-	if found && s.token.matches(bytes.TrimSpace(auth[7:])) {
-		return true
-	}
-	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="blametrail-relay"`)
-	msg := "missing bearer token: send Authorization: Bearer <api token>"
-	if len(auth) > 0 {
-		msg = "invalid api token"
-	}
-	writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", msg)
 	return false
 }
 

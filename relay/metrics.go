@@ -16,8 +16,9 @@ import (
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
 )
 
-// metricsPath is where the Prometheus series are served: on the main listener behind the API
-// token, and without auth on --metrics-listen when it is set.
+// metricsPath is where the Prometheus series are served: on the main listener (the admin
+// listener when --admin-listen is set) behind the API token, and without auth on
+// --metrics-listen when it is set.
 const metricsPath = "/metrics"
 
 // relayMetrics is the relay's side of internal/metrics: the series, and their handler
@@ -39,7 +40,7 @@ func (rm *relayMetrics) instrument(o *store.Options) {
 	o.WAL.OnFsync = rm.m.WALFsync
 }
 
-// serveMetrics answers GET /metrics on the main listener, behind the API token.
+// serveMetrics answers GET /metrics on the main or admin listener, behind the API token.
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	if s.allow(ctx, "GET") && s.authorized(ctx) {
 		s.metrics.handler(ctx)
@@ -55,9 +56,9 @@ func (s *Server) countIngest(ctx *fasthttp.RequestCtx) {
 }
 
 // countTransportError counts ingest requests fasthttp refused before the handler (a body
-// over the limit above all).
-func (s *Server) countTransportError(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) == "/api/events" {
+// over the limit above all), on a listener that serves ingest.
+func (s *Server) countTransportError(ctx *fasthttp.RequestCtx, role listenerRole) {
+	if path := string(ctx.Path()); path == ingestPath && role.serves(path) {
 		s.countIngest(ctx)
 	}
 }

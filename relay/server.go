@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,8 +18,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/delivery"
 	"github.com/blametrail/terraform-provider-blametrail/internal/netpolicy"
@@ -35,29 +32,35 @@ type Server struct {
 	store  *store.Store
 	engine *delivery.Engine
 	policy netpolicy.Policy
-	token  tokenCheck
-	http   *fasthttp.Server
-	ready  atomic.Bool
+	tokens tokens
+	// listeners are --listen's and, when set, --admin-listen's (listeners.go).
+	listeners []*listener
+	ready     atomic.Bool
 	// metrics are the Prometheus series (metrics.go).
 	metrics *relayMetrics
 	// healthLogged is set once a health probe has logged the storage failure.
 	healthLogged atomic.Bool
 }
 
-// Run starts the relay on ln and serves until ctx ends (the caller holds the data dir's
+// Run starts the relay on lns and serves until ctx ends (the caller holds the data dir's
 // lock, see internal/dirlock), then shuts down gracefully: it stops
-// accepting, lets requests finish, and waits for in-flight attempts, all within
-// cfg.ShutdownTimeout.
-func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {
+// accepting on every listener, lets requests finish, and waits for in-flight attempts, all
+// within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error {
 	token, err := loadToken(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.IngestToken == token {
+		// LoadConfig refuses an ingest token equal to --api-token; this is the generated one.
+		return fmt.Errorf("relay: --ingest-token equals the API token in %s: give the application a token of its own",
+			filepath.Join(cfg.DataDir, "api-token"))
 	}
 	s := &Server{
 		cfg:    cfg,
 		log:    log,
 		policy: netpolicy.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivateNetworks},
-		token:  newTokenCheck(token),
+		tokens: newTokens(token, cfg.IngestToken),
 	}
 	s.metrics = newRelayMetrics()
 	s.engine = delivery.New(delivery.Config{
@@ -94,25 +97,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	}
 	s.metrics.instrument(&storeOpts)
 
-	s.http = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleTransportError,
-		Name:                         "blametrail-relay",
-		ReadTimeout:                  transferTimeout(cfg.MaxBodySize),
-		WriteTimeout:                 transferTimeout(cfg.MaxBodySize),
-		IdleTimeout:                  60 * time.Second,
-		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadBufferSize:               readBufferSize,
-		Concurrency:                  cfg.MaxConnections,
-		MaxConnsPerIP:                cfg.MaxConnsPerIP,
-		NoDefaultDate:                false,
-		NoDefaultContentType:         true,
-		DisablePreParseMultipartForm: true,
-		Logger:                       fasthttpLogger{log},
-		// Keeps the raw header block out of fasthttp's parse errors; what it still quotes
-		// (a refused header value) is redacted by handleTransportError and fasthttpLogger.
-		SecureErrorLogMessage: true,
-	}
+	s.listeners = s.newListeners(lns)
 	if cfg.PprofListen != "" {
 		servePprof(cfg.PprofListen, log)
 	}
@@ -124,11 +109,10 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 		defer stopMetrics(context.Background())
 	}
 	// Serve first, so /healthz answers and /readyz says 503 while the WAL replays.
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(ln) }()
+	serveErr := serve(s.listeners)
 	st, err := store.Open(storeOpts)
 	if err != nil {
-		_ = s.http.Shutdown()
+		_ = shutdown(context.Background(), s.listeners)
 		return fmt.Errorf("relay: recover state from %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
@@ -138,12 +122,17 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	stopSnapshots := snapshotOnSignal(st, log)
 	defer stopSnapshots()
 	s.ready.Store(true)
-	log.Info("relay listening", "addr", ln.Addr().String(), "version", cfg.Version,
-		"allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
-		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())
+	// One line says the relay is ready and what each listener serves; it never holds a token,
+	// only whether an ingest token is set.
+	log.Info("relay listening", append(listenAttrs(s.listeners), "ingest_token_set", cfg.IngestToken != "",
+		"version", cfg.Version, "allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
+		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())...)
 
 	select {
 	case err := <-serveErr:
+		// One listener failed: stop the others too rather than serve half the relay.
+		s.ready.Store(false)
+		_ = shutdown(context.Background(), s.listeners)
 		_ = s.engine.Stop(context.Background())
 		stopSnapshots()
 		_ = st.Close()
@@ -154,7 +143,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) err
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	s.ready.Store(false)
-	if err := s.http.ShutdownWithContext(sctx); err != nil {
+	if err := shutdown(sctx, s.listeners); err != nil {
 		log.Warn("http shutdown incomplete", "err", err)
 	}
 	if err := s.engine.Stop(sctx); err != nil {

@@ -18,8 +18,8 @@ import (
 
 // handleTransportError answers requests fasthttp could not read, above all bodies over the
 // limit, in the same JSON error shape as everything else. The request is never echoed.
-func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
-	defer s.countTransportError(ctx)
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error, role listenerRole) {
+	defer s.countTransportError(ctx, role)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		drainRefusedBody(ctx)
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "payload_too_large", "request body exceeds the limit")

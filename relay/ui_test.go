@@ -29,7 +29,7 @@ func uiServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: s.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { s.handle(ctx, serveAll) }, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return "http://" + ln.Addr().String()

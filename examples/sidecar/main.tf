@@ -1,8 +1,9 @@
 # Endpoints of the relay that runs beside the app (pod.yaml or compose.yaml).
 #
-# Terraform reaches the relay's admin API on 127.0.0.1:8080: compose.yaml publishes it there,
-# and for the pod run `kubectl port-forward pod/app 8080:8080`. The token comes from the
-# environment: export BLAMETRAIL_API_TOKEN=<the relay's token>. Then, in this directory:
+# Terraform reaches the relay's admin API (--admin-listen) on 127.0.0.1:8081: compose.yaml
+# publishes it there, and for the pod run `kubectl port-forward pod/app 8081:8081`. The token
+# comes from the environment: export BLAMETRAIL_API_TOKEN=<the relay's API token> (not the
+# ingest token, which can only post events). Then, in this directory:
 #
 #   terraform init && terraform apply    # the provider from the Terraform Registry
 #
@@ -21,9 +22,9 @@ terraform {
 }
 
 variable "relay_endpoint" {
-  description = "Base URL of the relay's admin API."
+  description = "Base URL of the relay's admin API: its --admin-listen, or its --listen when that is unset."
   type        = string
-  default     = "http://127.0.0.1:8080"
+  default     = "http://127.0.0.1:8081"
 }
 
 provider "blametrail" {

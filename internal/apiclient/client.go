@@ -33,8 +33,11 @@ var (
 	// ErrEndpointNotFound is a 404 with the relay's code endpoint_not_found.
 	ErrEndpointNotFound = errors.New("endpoint not found")
 	ErrUnauthorized     = errors.New("unauthorized")
-	ErrValidation       = errors.New("validation failed")
-	ErrConflict         = errors.New("conflict")
+	// ErrForbidden is a 403: the token is valid but lacks the right, such as the relay's
+	// ingest token (--ingest-token) on the admin API.
+	ErrForbidden  = errors.New("forbidden")
+	ErrValidation = errors.New("validation failed")
+	ErrConflict   = errors.New("conflict")
 )
 
 // Error is a non-2xx answer. Code, Message and Field come from a relay's error body; when the
@@ -72,6 +75,8 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusNotFound && e.Code == api.CodeEndpointNotFound
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
 	case ErrValidation:
 		return e.Status == http.StatusUnprocessableEntity
 	case ErrConflict:

@@ -142,6 +142,7 @@ func TestTypedErrors(t *testing.T) {
 	}{
 		{404, `{"error":{"code":"endpoint_not_found","message":"endpoint ep_1 not found"}}`, ErrEndpointNotFound, ""},
 		{401, `{"error":{"code":"unauthorized","message":"invalid api token"}}`, ErrUnauthorized, ""},
+		{403, `{"error":{"code":"forbidden","message":"this is the ingest token"}}`, ErrForbidden, ""},
 		{409, `{"error":{"code":"endpoint_disabled","message":"disabled"}}`, ErrConflict, ""},
 		{422, `{"error":{"code":"invalid_url","message":"url must use https","field":"url"}}`, ErrValidation, "url"},
 		{500, `not json`, nil, ""},
@@ -160,7 +161,7 @@ func TestTypedErrors(t *testing.T) {
 			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.sentinel)
 			}
-			for _, other := range []error{ErrNotFound, ErrEndpointNotFound, ErrUnauthorized, ErrConflict, ErrValidation} {
+			for _, other := range []error{ErrNotFound, ErrEndpointNotFound, ErrUnauthorized, ErrForbidden, ErrConflict, ErrValidation} {
 				if other != tt.sentinel && errors.Is(err, other) && (tt.sentinel != ErrEndpointNotFound || other != ErrNotFound) {
 					t.Errorf("%v also matches %v", err, other)
 				}

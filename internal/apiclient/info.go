@@ -39,8 +39,9 @@ func (c *Client) Info(ctx context.Context) (api.Info, error) {
 // not kept, so a relay that was starting is asked again.
 //
 // The error wraps ErrNotRelay when something else answered, is an *Error matching
-// ErrUnauthorized when a relay refused the token, and is the transport or status error
-// otherwise (the relay is down, or a proxy in front of it failed).
+// ErrUnauthorized when a relay refused the token (ErrForbidden when the token is its ingest
+// token, which may only post events), and is the transport or status error otherwise (the
+// relay is down, or a proxy in front of it failed).
 func (c *Client) Confirm(ctx context.Context) (api.Info, error) {
 	c.confirmMu.Lock()
 	defer c.confirmMu.Unlock()
@@ -53,6 +54,8 @@ func (c *Client) Confirm(ctx context.Context) (api.Info, error) {
 	case err == nil:
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && ae.Code == "unauthorized":
 		return api.Info{}, err // a relay's own 401: the token is wrong, the address is right
+	case errors.As(err, &ae) && ae.Status == http.StatusForbidden && ae.Code == "forbidden":
+		return api.Info{}, err // a relay's own 403: the ingest token, at the right address
 	case errors.As(err, &ae) && ae.Status < 500:
 		return api.Info{}, fmt.Errorf("%w: %w", ErrNotRelay, err)
 	default:

@@ -108,6 +108,8 @@ func TestConfirm(t *testing.T) {
 		{"endpoint_not_found to everything", status(404, "application/json", `{"error":{"code":"endpoint_not_found","message":"x"}}`), ErrNotRelay, "(endpoint_not_found)"},
 		{"relay refuses the token", status(401, "application/json", `{"error":{"code":"unauthorized","message":"invalid api token"}}`), ErrUnauthorized, "invalid api token"},
 		{"other server's 401", status(401, "text/plain", "login first"), ErrNotRelay, "login first"},
+		{"relay's ingest token", status(403, "application/json", `{"error":{"code":"forbidden","message":"this is the ingest token"}}`), ErrForbidden, "this is the ingest token"},
+		{"other server's 403", status(403, "text/html", "<h1>Forbidden</h1>"), ErrNotRelay, "Forbidden"},
 		{"proxy error", status(502, "text/html", "bad gateway"), nil, "HTTP 502"},
 	}
 	for _, tt := range tests {

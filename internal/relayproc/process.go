@@ -56,8 +56,9 @@ type Process struct {
 	cmd       *exec.Cmd
 	log       *Log
 	started   time.Time
-	listening chan struct{} // closed once "relay listening" was read; addr is set first
+	listening chan struct{} // closed once "relay listening" was read; addr and adminAddr are set first
 	addr      string
+	adminAddr string        // "" when the relay runs without --admin-listen
 	done      chan struct{} // closed once the process was reaped; err is set first
 	err       error
 }
@@ -119,14 +120,18 @@ func Launch(opts Options) (*Process, error) {
 
 var listenMsg = []byte(`"relay listening"`)
 
-// noteListening closes p.listening at the first JSON line {"msg":"relay listening","addr":…}.
+// noteListening closes p.listening at the first JSON line {"msg":"relay listening","addr":…},
+// which also has "admin_addr" when the relay runs with --admin-listen.
 func (p *Process) noteListening(line []byte) {
 	if p.addr != "" || !bytes.Contains(line, listenMsg) {
 		return
 	}
-	var m struct{ Msg, Addr string }
+	var m struct {
+		Msg, Addr string
+		AdminAddr string `json:"admin_addr"`
+	}
 	if json.Unmarshal(line, &m) == nil && m.Msg == "relay listening" && m.Addr != "" {
-		p.addr = m.Addr
+		p.addr, p.adminAddr = m.Addr, m.AdminAddr
 		close(p.listening)
 	}
 }
@@ -174,7 +179,7 @@ func (p *Process) WaitListening(ctx context.Context, timeout time.Duration) (str
 // Listening is closed once the relay logged "relay listening".
 func (p *Process) Listening() <-chan struct{} { return p.listening }
 
-// Addr is the host:port the relay listens on, once Listening is closed; "" before.
+// Addr is the host:port the relay listens on (its --listen), once Listening is closed; "" before.
 func (p *Process) Addr() string {
 	select {
 	case <-p.listening:
@@ -187,6 +192,25 @@ func (p *Process) Addr() string {
 // URL is "http://" + Addr, or "" before the relay listens.
 func (p *Process) URL() string {
 	if a := p.Addr(); a != "" {
+		return "http://" + a
+	}
+	return ""
+}
+
+// AdminAddr is the host:port of the relay's --admin-listen, once Listening is closed; "" before,
+// and when the relay serves its admin API on Addr.
+func (p *Process) AdminAddr() string {
+	select {
+	case <-p.listening:
+		return p.adminAddr
+	default:
+		return ""
+	}
+}
+
+// AdminURL is "http://" + AdminAddr, or "" when AdminAddr is.
+func (p *Process) AdminURL() string {
+	if a := p.AdminAddr(); a != "" {
 		return "http://" + a
 	}
 	return ""

@@ -53,6 +53,9 @@ func TestStartListenStop(t *testing.T) {
 	if !strings.HasPrefix(p.Addr(), "127.0.0.1:") || p.URL() != "http://"+p.Addr() {
 		t.Fatalf("Addr %q, URL %q", p.Addr(), p.URL())
 	}
+	if p.AdminAddr() != "" || p.AdminURL() != "" {
+		t.Errorf("AdminAddr %q, AdminURL %q without --admin-listen, want both empty", p.AdminAddr(), p.AdminURL())
+	}
 	if ok, _ := p.Exited(); ok || p.ExitCode() != -1 || p.PID() <= 0 {
 		t.Fatalf("exited %v, exit code %d, pid %d: want a running relay", ok, p.ExitCode(), p.PID())
 	}
@@ -75,6 +78,16 @@ func TestStartListenStop(t *testing.T) {
 	}
 	if _, ok := live.Load(p); ok {
 		t.Error("a reaped relay is still in the live set")
+	}
+}
+
+// TestAdminAddr: with --admin-listen, the listen line's admin_addr is the admin listener's
+// address, apart from Addr.
+func TestAdminAddr(t *testing.T) {
+	t.Parallel()
+	p := start(t, Options{Bin: binary(t), Args: args(t, "--admin-listen", "127.0.0.1:0")})
+	if !strings.HasPrefix(p.AdminAddr(), "127.0.0.1:") || p.AdminAddr() == p.Addr() || p.AdminURL() != "http://"+p.AdminAddr() {
+		t.Fatalf("Addr %q, AdminAddr %q, AdminURL %q", p.Addr(), p.AdminAddr(), p.AdminURL())
 	}
 }
 

@@ -25,7 +25,7 @@ func StartMain(opts Options) (r *Relay, stop func() error, err error) {
 	if opts.Token == "" {
 		opts.Token = randomToken()
 	}
-	r = &Relay{t: mainTB{}, opts: opts, Token: opts.Token, DataDir: opts.DataDir}
+	r = &Relay{t: mainTB{}, opts: opts, Token: opts.Token, IngestToken: opts.IngestToken, DataDir: opts.DataDir}
 	stop = func() error {
 		r.Stop()
 		if tmp != "" {

@@ -1,7 +1,7 @@
 // Package relaytest starts the real relay binary for tests: it builds
 // relay/cmd/blametrail-relay once per test process (with -race when the tests run with it),
-// runs it on 127.0.0.1 with a port the kernel picks, and hands back its URL, token and an
-// admin client. Tests outside the relay use it instead of importing the relay's server
+// runs it on 127.0.0.1 with a port the kernel picks, and hands back its URLs, tokens, an
+// admin client and an ingest client. Tests outside the relay use it instead of importing the relay's server
 // package, so they exercise what users run. It also provides recording receivers.
 //
 // Building, starting, watching and stopping the process is internal/relayproc's; this package
@@ -61,6 +61,11 @@ type Options struct {
 	Env []string
 	// Token is the API token; empty means a random one.
 	Token string
+	// IngestToken, when set, is passed as --ingest-token, and Relay.IngestClient uses it.
+	IngestToken string
+	// AdminListen starts the relay with --admin-listen 127.0.0.1:0: the admin API, UI and
+	// metrics on a port of their own (Relay.AdminURL), ingest and health on Relay.URL.
+	AdminListen bool
 }
 
 // DefaultArgs are the flags every test relay gets unless overridden.
@@ -73,11 +78,21 @@ var DefaultArgs = []string{
 
 // Relay is a running relay process.
 type Relay struct {
-	URL     string
-	Addr    string
-	Token   string
-	DataDir string
-	Client  *apiclient.Client
+	// URL and Addr are --listen's: everything, or ingest and health with Options.AdminListen.
+	URL  string
+	Addr string
+	// AdminURL and AdminAddr are where the admin API is: --admin-listen's with
+	// Options.AdminListen, URL and Addr without.
+	AdminURL  string
+	AdminAddr string
+	// Token is the API (admin) token; IngestToken is Options.IngestToken.
+	Token       string
+	IngestToken string
+	DataDir     string
+	// Client talks to the admin API (AdminURL) with Token.
+	Client *apiclient.Client
+	// IngestClient posts events to URL with IngestToken, or Token when that is empty.
+	IngestClient *apiclient.Client
 
 	t    tb
 	opts Options
@@ -96,7 +111,7 @@ func Start(t testing.TB, opts Options) *Relay {
 	if opts.Token == "" {
 		opts.Token = randomToken()
 	}
-	r := &Relay{t: t, opts: opts, Token: opts.Token, DataDir: opts.DataDir}
+	r := &Relay{t: t, opts: opts, Token: opts.Token, IngestToken: opts.IngestToken, DataDir: opts.DataDir}
 	r.start()
 	t.Cleanup(func() {
 		r.Stop()
@@ -117,6 +132,12 @@ func randomToken() string {
 // does not override, then Args.
 func (opts Options) args() []string {
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--api-token", opts.Token, "--log-format", "json"}
+	if opts.IngestToken != "" {
+		args = append(args, "--ingest-token", opts.IngestToken)
+	}
+	if opts.AdminListen {
+		args = append(args, "--admin-listen", "127.0.0.1:0")
+	}
 	set := map[string]bool{}
 	for _, a := range opts.Args {
 		if strings.HasPrefix(a, "--") {
@@ -152,11 +173,25 @@ func (r *Relay) start() {
 	}
 	r.proc = p
 	r.Addr, r.URL = p.Addr(), p.URL()
-	c, err := apiclient.New(r.URL, r.Token, apiclient.WithUserAgent("relaytest"), apiclient.WithRetries(0, 0))
+	r.AdminAddr, r.AdminURL = p.AdminAddr(), p.AdminURL()
+	if r.AdminAddr == "" {
+		r.AdminAddr, r.AdminURL = r.Addr, r.URL
+	}
+	r.Client = r.client(r.AdminURL, r.Token)
+	ingestToken := r.IngestToken
+	if ingestToken == "" {
+		ingestToken = r.Token
+	}
+	r.IngestClient = r.client(r.URL, ingestToken)
+}
+
+func (r *Relay) client(url, token string) *apiclient.Client {
+	r.t.Helper()
+	c, err := apiclient.New(url, token, apiclient.WithUserAgent("relaytest"), apiclient.WithRetries(0, 0))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.Client = c
+	return c
 }
 
 // PID is the relay's process id (that of its latest run).
@@ -167,8 +202,8 @@ func (r *Relay) PID() int {
 	return r.proc.PID()
 }
 
-// Restart starts the relay again on the same data dir (after Stop or Kill). It gets a new
-// port; URL, Addr and Client are updated.
+// Restart starts the relay again on the same data dir (after Stop or Kill). It gets new
+// ports; the URLs, addresses and clients are updated.
 func (r *Relay) Restart() {
 	r.t.Helper()
 	r.start()
@@ -199,7 +234,8 @@ func (r *Relay) Logs() string {
 	return r.logs.String()
 }
 
-// Do sends a raw request to the relay (for tests of bad input) and returns status and body.
+// Do sends a raw request to the relay's URL (for tests of bad input) and returns status and
+// body.
 func (r *Relay) Do(method, path, contentType, token string, body []byte) (int, []byte, http.Header) {
 	r.t.Helper()
 	req, err := http.NewRequest(method, r.URL+path, bytes.NewReader(body))

@@ -370,6 +370,13 @@
         input.focus();
         return;
       }
+      if (resp.status === 403) {
+        // A valid token without admin rights: the relay's ingest token (--ingest-token).
+        setSignInError('That is the relay\'s ingest token, which can only post events. Sign in with the API token.');
+        input.select();
+        input.focus();
+        return;
+      }
       if (!resp.ok) {
         const body = await resp.json().catch(() => null);
         const why = (body && body.error && body.error.message) || `HTTP ${resp.status}`;

@@ -25,7 +25,7 @@ const wantCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connec
 
 // TestWebhooksUI walks the whole Organization › Integrations › Webhooks page as a user
 // would, in headless Chromium against the real relay and real receivers: sign in (a wrong
-// token first), add an endpoint (a bad URL first), read its secret, send a test that a
+// token first, then the ingest token), add an endpoint (a bad URL first), read its secret, send a test that a
 // receiver verifies, switch it off and on, watch a failing endpoint's attempts, delete with
 // confirmation, use the page 375 px wide, and be sent back to sign-in by a 401.
 func TestWebhooksUI(t *testing.T) {
@@ -33,7 +33,8 @@ func TestWebhooksUI(t *testing.T) {
 	began := time.Now()
 
 	// A long delivery timeout: the failing receiver below holds requests on purpose.
-	relay := relaytest.Start(t, relaytest.Options{Args: []string{"--retry-schedule", "100ms,200ms", "--delivery-timeout", "10s"}})
+	relay := relaytest.Start(t, relaytest.Options{IngestToken: "ui_test_ingest_token_0123456789",
+		Args: []string{"--retry-schedule", "100ms,200ms", "--delivery-timeout", "10s"}})
 	good := relaytest.NewReceiver(t, nil)
 	// The failing receiver holds requests until the test has seen them pending in the page,
 	// then answers 500, except that it drops the connection on the second attempt of an
@@ -75,6 +76,12 @@ func TestWebhooksUI(t *testing.T) {
 		t.Error("a refused token was kept in sessionStorage")
 	}
 	b.shot("02-sign-in-refused")
+	// The ingest token is a valid token without admin rights: the page says which token it is.
+	b.do(clearField("token"), chromedp.SendKeys(chromedp.ID("token"), relay.IngestToken+kb.Enter))
+	b.waitFor("the ingest token's message", `document.getElementById('signin-error').textContent.includes('ingest token')`)
+	if stored := eval[bool](b, `sessionStorage.length > 0`); stored {
+		t.Error("the ingest token was kept in sessionStorage")
+	}
 	b.do(clearField("token"), chromedp.SendKeys(chromedp.ID("token"), relay.Token+kb.Enter))
 	b.waitFor("the Webhooks page", `!document.getElementById('view-list').hidden && !document.getElementById('list-empty').hidden`)
 	if crumb := eval[string](b, `document.querySelector('nav[aria-label=Breadcrumb]').innerText.replace(/\s+/g, ' ').trim()`); crumb != "Organization › Integrations › Webhooks" {

@@ -66,7 +66,7 @@ func patchEndpoint(t *testing.T, r *relaytest.Relay, id string, p apiclient.Endp
 
 func ingest(t *testing.T, r *relaytest.Relay, typ string, data any) api.IngestResult {
 	t.Helper()
-	res, err := r.Client.Ingest(testCtx(t), apiclient.Event{Type: typ, Data: data})
+	res, err := r.IngestClient.Ingest(testCtx(t), apiclient.Event{Type: typ, Data: data})
 	if err != nil {
 		t.Fatalf("ingest %s: %v", typ, err)
 	}

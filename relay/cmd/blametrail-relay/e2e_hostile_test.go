@@ -270,7 +270,27 @@ func TestConnectionLimits(t *testing.T) {
 			t.Errorf("a third connection from 127.0.0.1 = %d, want 429", status)
 		}
 	})
-
+	// Each listener has its own limits: a flood on one does not lock the other out, and each
+	// is bounded. One relay per direction: a request served just before the connections are
+	// held could still hold its worker when the next one is accepted, and have that refused.
+	for _, full := range []string{"--listen", "--admin-listen"} {
+		t.Run("per listener, "+full+" full", func(t *testing.T) {
+			t.Parallel()
+			r := relaytest.Start(t, relaytest.Options{AdminListen: true, Args: []string{"--max-connections", "3"}})
+			fullAddr, otherAddr := r.Addr, r.AdminAddr
+			if full == "--admin-listen" {
+				fullAddr, otherAddr = otherAddr, fullAddr
+			}
+			hold(t, fullAddr, 3)
+			// Polled: under load the relay may take longer than hold's pause to accept them.
+			relaytest.Eventually(t, waitLong, "a fourth connection to "+full+" to get 503", func() bool {
+				return get(t, fullAddr) == http.StatusServiceUnavailable
+			})
+			if status := get(t, otherAddr); status != http.StatusOK {
+				t.Errorf("the other listener while %s is full = %d, want 200", full, status)
+			}
+		})
+	}
 }
 
 // TestSlowlorisCutOff: a client that trickles its headers, a byte at a time, loses the

@@ -169,6 +169,12 @@ func TestUsageErrors(t *testing.T) {
 		{"connections env", nil, []string{"BLAMETRAIL_MAX_CONNECTIONS=many"}, "max-connections"},
 		{"negative per ip", []string{"--max-connections-per-ip", "-1"}, nil, "--max-connections-per-ip: -1 is outside"},
 		{"per ip over total", []string{"--max-connections", "10", "--max-connections-per-ip", "11"}, nil, "--max-connections-per-ip"},
+		{"short ingest token env", nil, []string{"BLAMETRAIL_INGEST_TOKEN= short-token \n"}, "--ingest-token: the token from BLAMETRAIL_INGEST_TOKEN"},
+		{"ingest token equal to the api token", []string{"--api-token", "same-token-for-both-0123", "--ingest-token", "same-token-for-both-0123"}, nil,
+			"--ingest-token: equals the API token"},
+		{"admin listen equal to listen", []string{"--listen", "127.0.0.1:18080", "--admin-listen", "127.0.0.1:18080"}, nil,
+			`--admin-listen: "127.0.0.1:18080" and --listen "127.0.0.1:18080" are the same address`},
+		{"admin listen not an address", nil, []string{"BLAMETRAIL_ADMIN_LISTEN=8081"}, `--admin-listen: "8081" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,16 +57,34 @@ func run() int {
 	}
 	defer lock.Release()
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		log.Error("listen", "addr", cfg.Listen, "err", err)
+	// Both sockets before serving anything: a taken admin port stops the relay before its
+	// ingest listener accepts a single event.
+	var lns relay.Listeners
+	if lns.Main, err = listen("--listen", cfg.Listen, log); err != nil {
 		return 1
+	}
+	defer lns.Main.Close()
+	if cfg.AdminListen != "" {
+		if lns.Admin, err = listen("--admin-listen", cfg.AdminListen, log); err != nil {
+			return 1
+		}
+		defer lns.Admin.Close()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := relay.Run(ctx, cfg, ln, log); err != nil {
+	if err := relay.Run(ctx, cfg, lns, log); err != nil {
 		log.Error("relay stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// listen binds addr for flag, logging a failure with the flag's name.
+func listen(flag, addr string, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("cannot listen", "flag", flag, "addr", addr, "err", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return ln, nil
 }
