@@ -77,9 +77,15 @@ func (db *DB) sealSecret(id, column, secret string) (string, error) {
 	return encPrefix + db.keyID + ":" + base64.RawStdEncoding.EncodeToString(sealed), nil
 }
 
+// looksSealed tells a sealed secret ("enc<version>:…", this format or a future one) from a
+// plaintext one ("whsec_…").
+func looksSealed(stored string) bool {
+	return strings.HasPrefix(stored, "enc") && strings.Contains(stored[:min(len(stored), 8)], ":")
+}
+
 // openSecret reads a stored secret of endpoint id ("" stays "").
 func (db *DB) openSecret(id, column, stored string) (string, error) {
-	if !strings.HasPrefix(stored, "enc") || !strings.Contains(stored[:min(len(stored), 8)], ":") {
+	if !looksSealed(stored) {
 		return stored, nil // plaintext
 	}
 	rest, ok := strings.CutPrefix(stored, encPrefix)
@@ -240,8 +246,9 @@ func (db *DB) encryptOne(ctx context.Context, id string) (bool, error) {
 	}
 	changed := false
 	seal := func(column, stored string) (string, error) {
-		if strings.HasPrefix(stored, encPrefix) {
-			// Checks it is ours: a row under another key is an error, not skipped.
+		if looksSealed(stored) {
+			// Checks it is ours: a row that also holds a secret sealed under another key or
+			// in an unknown format is an error, not sealed a second time.
 			_, err := db.openSecret(id, column, stored)
 			return stored, err
 		}
