@@ -24,6 +24,7 @@ run:
 # all with the race detector.
 test: fmt-check vet tidy-check
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-postgres.sh
 	tf="$$(bash scripts/ensure-terraform.sh)" && \
 	TF_ACC=1 TF_ACC_TERRAFORM_PATH="$$tf" CHECKPOINT_DISABLE=1 \
 		$(GO) test -race -count=1 -timeout 20m $(PKGS)

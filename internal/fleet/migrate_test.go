@@ -1,0 +1,122 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMigrateOnceConcurrently: relays opening a fresh database at once migrate it once (a
+// migration applied twice would fail: they are plain CREATEs), and opening again changes
+// nothing.
+func TestMigrateOnceConcurrently(t *testing.T) {
+	t.Parallel()
+	dsn := newDSN(t)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			db, err := Open(t.Context(), dsn, Options{})
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d: %v", i, err)
+		}
+	}
+	open(t, dsn, Options{}) // and once more, alone
+	conn := raw(t, dsn)
+	if got := sqlInt(t, conn, "SELECT count(*) FROM blametrail_schema"); got != int64(len(migrations)) {
+		t.Errorf("%d schema rows, want %d", got, len(migrations))
+	}
+	if got := sqlInt(t, conn, "SELECT max(version) FROM blametrail_schema"); got != int64(SchemaVersion) {
+		t.Errorf("schema version %d, want %d", got, SchemaVersion)
+	}
+	// The migration created what the rest relies on.
+	for _, rel := range []string{"blametrail_endpoints", "blametrail_failures", "blametrail_endpoint_version"} {
+		if sqlInt(t, conn, "SELECT count(*) FROM pg_class WHERE relname = $1", rel) != 1 {
+			t.Errorf("no %s", rel)
+		}
+	}
+}
+
+// TestSchemaTooNew: a relay older than the database's schema refuses it, saying which
+// versions, and writes nothing.
+func TestSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDB(t, Options{})
+	conn := raw(t, dsn)
+	sqlExec(t, conn, "INSERT INTO blametrail_schema (version) VALUES ($1)", SchemaVersion+7)
+	db, err := Open(t.Context(), dsn, Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded on a newer schema")
+	}
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
+	}
+	for _, want := range []string{"version 8", "up to 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestOpenErrors: a malformed DSN, a missing server and a server that never answers are
+// errors with context, each within the connect timeout, not hangs.
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	// A TCP listener that accepts (the kernel's backlog does) and never speaks.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	for _, tc := range []struct{ name, dsn, want string }{
+		{"malformed", "postgres://u:hunter2@host:notaport/db", "parse the store DSN"},
+		{"no server", "host=" + t.TempDir() + " dbname=x user=postgres sslmode=disable", "fleet: connect"},
+		{"silent server", "host=" + host + " port=" + port + " dbname=x user=postgres sslmode=disable", "fleet: connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			db, err := Open(context.Background(), tc.dsn, Options{ConnectTimeout: 500 * time.Millisecond})
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows the password", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Open took %s", d)
+			}
+		})
+	}
+	if _, err := Open(context.Background(), "host=/nonexistent", Options{SecretKey: make([]byte, 16)}); err == nil ||
+		!strings.Contains(err.Error(), "16 bytes, want 32") {
+		t.Errorf("16-byte key: %v", err)
+	}
+}
+
+// TestPing: Ping answers while the server runs.
+func TestPing(t *testing.T) {
+	t.Parallel()
+	db, _ := newDB(t, Options{})
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
