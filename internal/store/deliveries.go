@@ -251,8 +251,11 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 			a.Disable = api.DisabledConsecutiveFailures
 		}
 	}
-	if !ep.Active {
+	if !ep.Active || s.opts.SharedCounter {
 		a.Disable = ""
+	}
+	if s.opts.SharedCounter {
+		a.Failures = ep.ConsecutiveFailures // the fleet's count, as last synced
 	}
 	// The attempt's record is not waited for: the attempt already happened whether or not its
 	// record survives a crash (at worst a replay repeats it, which at-least-once allows), and
@@ -267,9 +270,19 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if err == nil && d.status == stPending {
 		next = []Ready{d.ready()}
 	}
+	var report *OutcomeReport
+	if err == nil && s.opts.OnOutcome != nil && !d.test && !o.Local && a.Status != api.StatusPending {
+		report = &OutcomeReport{EndpointID: ep.ID, Key: d.id.String(), Success: o.Success, Gone: o.Gone}
+		if d.base > 0 {
+			report.Key += "#" + strconv.Itoa(int(d.base))
+		}
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return "", err
+	}
+	if report != nil {
+		s.opts.OnOutcome(*report)
 	}
 	if a.Disable != "" {
 		if err := wait(); err != nil {
@@ -279,6 +292,17 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	}
 	s.notify(next)
 	return a.Disable, nil
+}
+
+// OutcomeReport is a delivery that ended (succeeded, or failed for good) as a fleet's shared
+// failure counter needs it.
+type OutcomeReport struct {
+	EndpointID string
+	// Key names the delivery's retry series: the delivery id, and "#<attempts before it>" for
+	// a series a resend started, so a resend that fails again counts again, a replay does not.
+	Key     string
+	Success bool
+	Gone    bool // the receiver answered 410: disable the endpoint now
 }
 
 // Deliveries returns up to limit deliveries of an endpoint older than the one named by cursor

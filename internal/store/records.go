@@ -104,7 +104,8 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		r.Kind == KindEndpointDelete && r.EndpointID != "",
 		r.Kind == KindEventAccepted && r.Event != nil,
 		r.Kind == KindAttempt && r.Attempt != nil,
-		r.Kind == KindResend && r.Resend != nil:
+		r.Kind == KindResend && r.Resend != nil,
+		r.Kind == KindSynced:
 		return &r, nil
 	}
 	return nil, fmt.Errorf("store: decode record: kind %d without its payload", r.Kind)
@@ -131,6 +132,8 @@ func (s *Store) apply(r *Record, pos wal.Position) []Ready {
 		s.applyAttempt(r.Attempt)
 	case KindResend:
 		return s.applyResend(r.Resend, pos)
+	case KindSynced:
+		s.synced = true
 	}
 	return nil
 }

@@ -36,6 +36,7 @@ type snapLine struct {
 	// meta
 	From   *wal.Position `json:"from,omitempty"`
 	LastMS uint64        `json:"last_ms,omitempty"`
+	Synced bool          `json:"synced,omitempty"` // fleet mode: see KindSynced
 
 	Endpoint *endpoint `json:"ep,omitempty"`
 
@@ -75,7 +76,8 @@ type capture struct {
 	idem    []snapLine
 	refs    map[uint64]int
 	hist    map[uint64]int // history deliveries per segment of their event (see Store.histSegs)
-	durable func() error   // returns once every record the capture reflects is durable
+	synced  bool
+	durable func() error // returns once every record the capture reflects is durable
 }
 
 // capDelivery is 24 bytes: a million queued deliveries cost 24 MB while a snapshot is written.
@@ -129,7 +131,7 @@ func (s *Store) deliverySlots() int {
 // captureAt copies the state, which replay from `from` continues, into buf when it has room.
 // Callers hold s.mu.
 func (s *Store) captureAt(from wal.Position, buf []capDelivery) *capture {
-	c := &capture{from: from, durable: noWait}
+	c := &capture{from: from, durable: noWait, synced: s.synced}
 	s.ids.mu.Lock()
 	c.lastMS = s.ids.lastMS
 	s.ids.mu.Unlock()
@@ -147,7 +149,7 @@ func (s *Store) captureAt(from wal.Position, buf []capDelivery) *capture {
 		c.eps = append(c.eps, endpoint{ID: ep.ID, URL: ep.URL, Name: ep.Name, Description: ep.Description,
 			EventTypes: ep.EventTypes, Active: ep.Active, DisabledReason: ep.DisabledReason,
 			ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt,
-			PrevSecret: ep.PrevSecret, PrevSecretExpires: ep.PrevSecretExpires})
+			PrevSecret: ep.PrevSecret, PrevSecretExpires: ep.PrevSecretExpires, Version: ep.Version})
 	}
 	n := 0
 	c.perEP = make([]int, 0, len(s.order))
@@ -185,7 +187,7 @@ func (c *capture) write(w io.Writer) error {
 	n := 0
 	put := func(l *snapLine) error { n++; return enc.Encode(l) }
 	from := c.from
-	if err := put(&snapLine{K: "meta", From: &from, LastMS: c.lastMS}); err != nil {
+	if err := put(&snapLine{K: "meta", From: &from, LastMS: c.lastMS, Synced: c.synced}); err != nil {
 		return err
 	}
 	for i := range c.eps {
@@ -285,6 +287,7 @@ func (s *Store) restoreLine(l *snapLine, rs *restoring) error {
 		}
 		rs.from, rs.sawMeta = *l.From, true
 		s.ids.seen(l.LastMS)
+		s.synced = l.Synced
 	case "ep":
 		ep := l.Endpoint
 		if ep == nil || !ValidID("ep_", ep.ID) || s.endpoints[ep.ID] != nil {

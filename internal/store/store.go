@@ -75,6 +75,13 @@ type Options struct {
 	// OnSnapshot, when set, is told how long each snapshot that succeeded took (the
 	// metrics' snapshot histogram).
 	OnSnapshot func(time.Duration)
+	// SharedCounter (fleet mode): the endpoint's failure counter and auto-disable are decided
+	// elsewhere, from OnOutcome; Finish records attempts and never changes the endpoint.
+	SharedCounter bool
+	// OnOutcome, when set, is told each non-test delivery that succeeded or failed for good
+	// (its attempt record logged, not yet durable; a replay may tell it again: the key makes
+	// that harmless). Called without the lock.
+	OnOutcome func(OutcomeReport)
 	// OnIngest, when set, is told the type of each event Ingest accepted, once it is durable;
 	// a repeated idempotency key accepts nothing and is not told. Called without the lock.
 	OnIngest func(eventType string)
@@ -117,6 +124,7 @@ type Store struct {
 	// compaction keeps those segments, within Options.HistoryPayloadBytes, for resends.
 	histSegs map[uint64]int
 	errs     map[string]*string
+	synced   bool // fleet mode: the fleet's endpoints were seen (KindSynced)
 
 	payloadErrors atomic.Int64
 }
@@ -138,6 +146,8 @@ type endpoint struct {
 	PrevSecretExpires time.Time `json:"prev_secret_expires,omitzero"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
+	// Version is the fleet's version of this state (fleet mode; 0 for a local endpoint).
+	Version int64 `json:"version,omitempty"`
 
 	// deliveries holds pending and retained finished deliveries, ascending by id (oldest
 	// first). Removal only marks a delivery; the slice is compacted once half of it is marked,
