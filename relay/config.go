@@ -22,8 +22,12 @@ import (
 
 // Config is the relay's whole configuration, from flags and BLAMETRAIL_* variables.
 type Config struct {
-	Listen               string
-	AdminListen          string
+	Listen      string
+	AdminListen string
+	// Store is "local" or, in fleet mode, a PostgreSQL connection string (never logged).
+	Store string
+	// StoreSecretKey (fleet mode, optional) encrypts signing secrets at rest: 32 bytes.
+	StoreSecretKey       []byte
 	DataDir              string
 	APIToken             string
 	IngestToken          string
@@ -79,12 +83,14 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var schedule, timeout, shutdown, level string
 	var disableAfter, maxBody, maxInFlight, history string
 	var allowHTTP, allowPrivate, walRepair string
-	var historyCache, histPayload, maxConns, maxConnsPerIP string
+	var historyCache, histPayload, maxConns, maxConnsPerIP, storeKey string
 	var segSize, payloadCache, idemCache, snapBytes, snapInterval, memLimit string
 	fs.StringVar(&c.Listen, "listen", env("BLAMETRAIL_LISTEN", "127.0.0.1:8080"), "address of the HTTP server: ingest and health, and admin API, UI and metrics unless --admin-listen is set")
 	fs.StringVar(&c.AdminListen, "admin-listen", env("BLAMETRAIL_ADMIN_LISTEN", ""), "serve the admin API, UI and metrics on this address instead of on --listen, which then serves ingest and health only (off when empty)")
 	fs.StringVar(&c.DataDir, "data-dir", env("BLAMETRAIL_DATA_DIR", "./blametrail-data"), "directory for the WAL, snapshots and the generated API token")
 	fs.StringVar(&c.APIToken, "api-token", env("BLAMETRAIL_API_TOKEN", ""), "bearer token for everything: admin API, metrics and ingest (default: generated on first start into <data-dir>/api-token)")
+	fs.StringVar(&c.Store, "store", env("BLAMETRAIL_STORE", "local"), "where endpoints, secrets and failure counters live: local, or a PostgreSQL connection string (postgres://… or host=… dbname=…) for fleet mode")
+	fs.StringVar(&storeKey, "store-secret-key", env("BLAMETRAIL_STORE_SECRET_KEY", ""), "fleet mode: base64 (or hex) of a 32-byte key that encrypts signing secrets in PostgreSQL (AES-256-GCM); every relay of the fleet needs the same")
 	fs.StringVar(&c.IngestToken, "ingest-token", env("BLAMETRAIL_INGEST_TOKEN", ""), "bearer token that can only post events (POST /api/events), for the application; off when empty")
 	fs.StringVar(&schedule, "retry-schedule", env("BLAMETRAIL_RETRY_SCHEDULE", "1m,6m,36m,3h36m,21h36m"), "delays before retries 1..n, ±10% jitter")
 	fs.StringVar(&timeout, "delivery-timeout", env("BLAMETRAIL_DELIVERY_TIMEOUT", "10s"), "one attempt's whole time limit")
@@ -171,6 +177,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		// Equal to a generated token is refused at start (loadToken), once that one is read.
 		p.check("ingest-token", errors.New("equals the API token (--api-token, BLAMETRAIL_API_TOKEN): give the application a token of its own"))
 	}
+	c.StoreSecretKey = p.store(c.Store, storeKey)
 	p.listenAddr("listen", c.Listen, true)
 	p.listenAddr("admin-listen", c.AdminListen, false)
 	p.distinctListeners(map[string]string{"listen": c.Listen, "admin-listen": c.AdminListen,

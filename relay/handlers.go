@@ -118,12 +118,12 @@ func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 			writeJSON(ctx, fasthttp.StatusAccepted, api.TestResult{DeliveryID: dlv})
 		}
 	case ctx.IsGet():
-		ep, err := s.store.Endpoint(id)
+		ep, err := s.admin.Get(id)
 		if s.storeError(ctx, err, id) {
 			writeJSON(ctx, fasthttp.StatusOK, ep)
 		}
 	case ctx.IsDelete():
-		if s.storeError(ctx, s.store.DeleteEndpoint(id), id) {
+		if s.storeError(ctx, s.admin.Delete(id), id) {
 			s.log.Info("endpoint deleted", "endpoint_id", id)
 			ctx.SetStatusCode(fasthttp.StatusNoContent)
 		}
@@ -145,7 +145,7 @@ func (s *Server) createEndpoint(ctx *fasthttp.RequestCtx) {
 		s.internalError(ctx, "generate secret", err)
 		return
 	}
-	ep, err := s.store.CreateEndpoint(in, secret)
+	ep, err := s.admin.Create(in, secret)
 	if !s.storeError(ctx, err, "") {
 		return
 	}
@@ -161,7 +161,7 @@ func (s *Server) patchEndpoint(ctx *fasthttp.RequestCtx, id string) {
 	if !inputError(ctx, err) {
 		return
 	}
-	ep, err := s.store.UpdateEndpoint(id, in)
+	ep, err := s.admin.Update(id, in)
 	if !s.storeError(ctx, err, id) {
 		return
 	}
@@ -175,7 +175,7 @@ func (s *Server) listEndpoints(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	eps, next, err := s.store.Endpoints(cursor, limit)
+	eps, next, err := s.admin.List(cursor, limit)
 	if s.storeError(ctx, err, "") {
 		writeJSON(ctx, fasthttp.StatusOK, api.EndpointList{Data: eps, NextCursor: optional(next)})
 	}
@@ -198,6 +198,13 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) {
 	}
 	in, err := api.ParseIngest(ctx.PostBody())
 	if !inputError(ctx, err) {
+		return
+	}
+	if s.fleet != nil && !s.store.Synced() {
+		// Fanning out now would find no endpoint: the event would be accepted and go nowhere.
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "not_synced",
+			"this relay has not yet read the fleet's endpoints from PostgreSQL; retry shortly")
 		return
 	}
 	res, err := s.store.Ingest(in)
@@ -318,6 +325,15 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error, id string) bool
 	case errors.Is(err, store.ErrIdempotencyKeyReused):
 		writeBody(ctx, fasthttp.StatusConflict, api.ErrorBody{Error: api.ErrorDetail{Code: "idempotency_key_reused",
 			Message: "this id was already used for an event with a different type or data; use a new id for a new event", Field: "id"}})
+	case errors.Is(err, errStoreUnavailable):
+		s.log.Warn("admin request: the fleet's PostgreSQL is unavailable", "err", err)
+		ctx.Response.Header.Set("Retry-After", "2")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable",
+			"the fleet's PostgreSQL is unavailable; nothing was changed; retry later")
+	case errors.Is(err, errStoreUnknown):
+		s.log.Error("admin request: the fleet's PostgreSQL did not answer a write", "err", err)
+		writeError(ctx, fasthttp.StatusGatewayTimeout, "store_unknown",
+			"the fleet's PostgreSQL did not confirm the change: it may or may not have been made; read it back before retrying")
 	case errors.Is(err, store.ErrTooLarge):
 		// Possible only for an event fanned out to very many endpoints: the body itself is
 		// capped below the WAL's record size by --max-body-size.

@@ -36,7 +36,7 @@ func (s *Server) secretRoutes(ctx *fasthttp.RequestCtx, path string) {
 		return
 	}
 	if method == "GET" {
-		info, err := s.store.SecretInfo(id)
+		info, err := s.admin.SecretInfo(id)
 		if s.secretStoreError(ctx, err, id) {
 			writeJSON(ctx, fasthttp.StatusOK, info)
 		}
@@ -61,7 +61,7 @@ func (s *Server) rotateSecret(ctx *fasthttp.RequestCtx, id string) {
 		s.internalError(ctx, "generate secret", err)
 		return
 	}
-	info, err := s.store.RotateSecret(id, secret, in.ExpirePreviousIn)
+	info, err := s.admin.Rotate(id, secret, in.ExpirePreviousIn)
 	if !s.secretStoreError(ctx, err, id) {
 		return
 	}

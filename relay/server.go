@@ -40,6 +40,10 @@ type Server struct {
 	metrics *relayMetrics
 	// healthLogged is set once a health probe has logged the storage failure.
 	healthLogged atomic.Bool
+	// admin is the endpoint administration: the store, or the fleet (fleet_admin.go).
+	admin endpointAdmin
+	// fleet is the link to the fleet's PostgreSQL; nil on a single relay.
+	fleet *fleetLink
 }
 
 // Run starts the relay on lns and serves until ctx ends (the caller holds the data dir's
@@ -96,6 +100,11 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 		Logger:              log,
 	}
 	s.metrics.instrument(&storeOpts)
+	if cfg.FleetMode() {
+		s.fleet = newFleetLink(cfg, log)
+		s.fleet.onDown = s.metrics.m.Disabled
+		storeOpts.SharedCounter, storeOpts.OnOutcome = true, s.fleet.report
+	}
 
 	s.listeners = s.newListeners(lns)
 	if cfg.PprofListen != "" {
@@ -116,6 +125,29 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 		return fmt.Errorf("relay: recover state from %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
+	s.admin = localAdmin{st}
+	// stopLink stops the fleet link's goroutines; it runs before the store closes under them.
+	stopLink := func() {}
+	if s.fleet != nil {
+		fleetCtx, cancel := context.WithCancel(context.Background())
+		stopped := false
+		stopLink = func() { // called from this goroutine only
+			if !stopped {
+				stopped = true
+				cancel()
+				s.fleet.stop()
+			}
+		}
+		defer stopLink()
+		s.fleet.st = st
+		s.admin = fleetAdmin{s.fleet}
+		if err := s.fleet.connect(fleetCtx); err != nil {
+			stopLink()
+			_ = shutdown(context.Background(), s.listeners)
+			_ = st.Close()
+			return fmt.Errorf("relay: fleet store: %w", err)
+		}
+	}
 	s.metrics.m.SetState(st)
 	s.engine.SetStore(st)
 	s.engine.Start()
@@ -124,7 +156,11 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	s.ready.Store(true)
 	// One line says the relay is ready and what each listener serves; it never holds a token,
 	// only whether an ingest token is set.
-	log.Info("relay listening", append(listenAttrs(s.listeners), "ingest_token_set", cfg.IngestToken != "",
+	storeMode := "local"
+	if cfg.FleetMode() {
+		storeMode = "fleet (PostgreSQL)" // never the DSN: it may hold a password
+	}
+	log.Info("relay listening", append(listenAttrs(s.listeners), "ingest_token_set", cfg.IngestToken != "", "store", storeMode,
 		"version", cfg.Version, "allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
 		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())...)
 
@@ -135,6 +171,7 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 		_ = shutdown(context.Background(), s.listeners)
 		_ = s.engine.Stop(context.Background())
 		stopSnapshots()
+		stopLink()
 		_ = st.Close()
 		return fmt.Errorf("relay: serve: %w", err)
 	case <-ctx.Done():
@@ -150,6 +187,7 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
 	}
 	stopSnapshots()
+	stopLink()
 	if err := st.Close(); err != nil {
 		log.Error("close state", "err", err)
 	}

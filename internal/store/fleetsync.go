@@ -102,3 +102,7 @@ func (s *Store) Synced() bool {
 	defer s.mu.Unlock()
 	return s.synced
 }
+
+// NewEndpointID makes an endpoint id, for an endpoint created in the fleet's PostgreSQL rather
+// than here: ids from any relay sort by creation time, as the store's own do.
+func (s *Store) NewEndpointID() string { return s.ids.next("ep_", s.now()) }
