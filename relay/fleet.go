@@ -43,6 +43,9 @@ type fleetLink struct {
 	db     atomic.Pointer[fleet.DB] // nil until the first connection (and migration) succeeded
 	outbox chan store.OutcomeReport
 	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	stopAdopt context.CancelFunc // ends the adoption loop (handoff.go), set by start
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -124,6 +127,11 @@ func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 		}
 	})
 	f.wg.Go(func() { f.send(ctx, db) })
+	actx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	f.stopAdopt = cancel
+	f.mu.Unlock()
+	f.wg.Go(func() { f.adoptLoop(actx, db) })
 	f.wg.Go(func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()

@@ -186,6 +186,9 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	if err := s.engine.Stop(sctx); err != nil {
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
 	}
+	if s.fleet != nil {
+		s.fleet.handOff(sctx)
+	}
 	stopSnapshots()
 	stopLink()
 	if err := st.Close(); err != nil {

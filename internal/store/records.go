@@ -31,6 +31,8 @@ type Record struct {
 	Attempt *AttemptRecord `json:"at,omitempty"`
 
 	Resend *ResendRecord `json:"rs,omitempty"`
+
+	HandedOff []string `json:"ho,omitempty"` // delivery ids (KindHandedOff)
 }
 
 // EventRecord is an accepted event and the deliveries it fanned out to.
@@ -105,7 +107,8 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		r.Kind == KindEventAccepted && r.Event != nil,
 		r.Kind == KindAttempt && r.Attempt != nil,
 		r.Kind == KindResend && r.Resend != nil,
-		r.Kind == KindSynced:
+		r.Kind == KindSynced,
+		r.Kind == KindHandedOff && len(r.HandedOff) > 0:
 		return &r, nil
 	}
 	return nil, fmt.Errorf("store: decode record: kind %d without its payload", r.Kind)
@@ -134,6 +137,8 @@ func (s *Store) apply(r *Record, pos wal.Position) []Ready {
 		return s.applyResend(r.Resend, pos)
 	case KindSynced:
 		s.synced = true
+	case KindHandedOff:
+		s.applyHandedOff(r.HandedOff)
 	}
 	return nil
 }
@@ -234,12 +239,21 @@ func (s *Store) applyEvent(ev *EventRecord, pos wal.Position) []Ready {
 		if !ok || !valid {
 			continue // deleted since: a replay of a log that was compacted around it
 		}
+		if _, dup := s.deliveries[did]; dup {
+			continue // adopted twice (see Adopt): the first copy stands
+		}
 		d := &delivery{id: did, ev: e, ep: ep, status: stPending, test: ev.Test, next: next}
 		if !ep.Active {
 			d.status = stHeld
 		}
 		s.deliveries[did] = d
-		ep.deliveries = append(ep.deliveries, d) // delivery ids only grow
+		if n := len(ep.deliveries); n == 0 || cmpDelivery(ep.deliveries[n-1], did) < 0 {
+			ep.deliveries = append(ep.deliveries, d) // ids made here only grow
+		} else {
+			// Adopted from another relay (handoff): an older id goes in its place.
+			i, _ := slices.BinarySearchFunc(ep.deliveries, did, cmpDelivery)
+			ep.deliveries = slices.Insert(ep.deliveries, i, d)
+		}
 		ep.queued++
 		e.live++
 		if d.status == stPending {

@@ -67,3 +67,47 @@ func TestFleetSharedCounter(t *testing.T) {
 			ingest(t, b, api.TypeIncidentOpened, map[string]any{}).Deliveries == 0
 	})
 }
+
+// TestFleetHandoff: a relay stopped gracefully hands its pending deliveries to the fleet; another
+// relay adopts and delivers them, with their delivery ids; the stopped relay, restarted, does not
+// deliver them again.
+func TestFleetHandoff(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).CreateDB(t, "handoff")
+	rc := relaytest.NewReceiver(t, relaytest.Status(500))
+	args := []string{"--store", dsn, "--retry-schedule", "1h"}
+	a := relaytest.Start(t, relaytest.Options{Args: args})
+	b := relaytest.Start(t, relaytest.Options{Args: args})
+	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "handoff"})
+	var ids []string
+	for i := range 5 {
+		ingest(t, a, api.TypeIncidentOpened, map[string]any{"n": i})
+	}
+	waitCount(t, rc, 5) // first attempts failed; the retries are an hour away
+	for _, d := range allDeliveries(t, a, ep.ID) {
+		ids = append(ids, d.ID)
+	}
+	rc.SetHandler(nil)
+	a.Stop()
+	if !strings.Contains(a.Logs(), `"handed_off":5`) {
+		t.Fatalf("A did not hand off its 5 pending deliveries:\n%s", a.Logs())
+	}
+	relaytest.Eventually(t, 15*time.Second, "B to deliver what A handed off", func() bool { return rc.Count() >= 10 })
+	got := map[string]int{}
+	for _, r := range rc.Requests()[5:] {
+		got[r.Header.Get("X-BlameTrail-Delivery")]++
+	}
+	if !strings.Contains(b.Logs(), "adopted deliveries another relay handed off") {
+		t.Error("B did not log an adoption")
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("delivery %s reached the receiver %d times after the handoff, want once", id, got[id])
+		}
+	}
+	a.Restart()
+	time.Sleep(2 * time.Second)
+	if n := rc.Count(); n != 10 {
+		t.Errorf("after A restarted the receiver got %d requests, want 10: A delivered what it handed off", n)
+	}
+}
