@@ -214,27 +214,64 @@ func stateOf(e fleet.Endpoint) store.EndpointState {
 		PrevSecretExpires: e.PrevSecretExpires, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Version: e.Version}
 }
 
-// send reports outcomes to the shared counter in order, retrying each until PostgreSQL takes
-// it: a failure keyed by delivery counts once however often it is sent.
+// send reports outcomes to the shared counter, in order per endpoint, retrying each until
+// PostgreSQL takes it: a failure keyed by delivery counts once however often it is sent. The
+// successes of an endpoint that follow one another are sent as one (a reset is a reset), so a
+// busy healthy endpoint costs PostgreSQL a statement per batch, not per delivery.
 func (f *fleetLink) send(ctx context.Context, db *fleet.DB) {
+	batch := make([]store.OutcomeReport, 0, 1024)
 	for {
-		var r store.OutcomeReport
 		select {
 		case <-ctx.Done():
 			return
-		case r = <-f.outbox:
+		case r := <-f.outbox:
+			batch = append(batch[:0], r)
 		}
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-			err := f.record(ctx, db, r)
-			if err == nil || errors.Is(err, fleet.ErrNotFound) || ctx.Err() != nil {
-				break
-			}
-			f.log.Warn("fleet: report a delivery outcome; retrying", "endpoint_id", r.EndpointID, "err", err)
+	drain:
+		for len(batch) < cap(batch) {
 			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
+			case r := <-f.outbox:
+				batch = append(batch, r)
+			default:
+				break drain
 			}
+		}
+		reset := map[string]bool{} // endpoints with a success not yet sent
+		var order []string
+		for _, r := range batch {
+			switch {
+			case r.Success && !reset[r.EndpointID]:
+				reset[r.EndpointID] = true
+				order = append(order, r.EndpointID)
+			case r.Success:
+			default:
+				if reset[r.EndpointID] {
+					reset[r.EndpointID] = false
+					f.deliver(ctx, db, store.OutcomeReport{EndpointID: r.EndpointID, Success: true})
+				}
+				f.deliver(ctx, db, r)
+			}
+		}
+		for _, id := range order {
+			if reset[id] {
+				f.deliver(ctx, db, store.OutcomeReport{EndpointID: id, Success: true})
+			}
+		}
+	}
+}
+
+// deliver sends one report until PostgreSQL takes it, the endpoint is gone, or ctx ends.
+func (f *fleetLink) deliver(ctx context.Context, db *fleet.DB, r store.OutcomeReport) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := f.record(ctx, db, r)
+		if err == nil || errors.Is(err, fleet.ErrNotFound) || ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("fleet: report a delivery outcome; retrying", "endpoint_id", r.EndpointID, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
 	}
 }

@@ -66,9 +66,10 @@ type LoadResult struct {
 	FirstErr  string        `json:"first_error,omitempty"`
 	Seqs      int64         `json:"-"` // sequence numbers 0..Seqs-1 were used
 
-	statusMu sync.Mutex
-	samples  [][]int64
-	spans    []span // with LoadConfig.Spans
+	statusMu   sync.Mutex
+	samples    [][]int64
+	ackSamples []int64 // every POST→answer time, for merging runs (mergeLoads)
+	spans      []span  // with LoadConfig.Spans
 }
 
 var padding = strings.Repeat("x", 4096)
@@ -253,6 +254,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, acks *ackTable, next *atomic.I
 		all = append(all, s...)
 	}
 	res.samples = nil
+	res.ackSamples = all
 	res.AckTime = Summarize(all)
 	if res.LastNS > res.FirstNS {
 		res.AckRate = Rate(res.Acked, time.Duration(res.LastNS-res.FirstNS))

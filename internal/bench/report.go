@@ -99,10 +99,11 @@ const (
 	targetS4P99Factor = 1.5
 	targetS5RSSMiB    = 300 // issue 14: peak over fill, drain and re-enable (issue 5: 512)
 	targetS5Drain     = 0.5
-	targetS5ResumeS   = 1.0 // issue 14: re-enable an endpoint holding the backlog
-	targetS6P99MS     = 5   // issue 14: open loop at 1,000 events/s
-	targetS7P99MS     = 20  // issue 14: open loop at 10,000 events/s
-	targetS6CPUUS     = 200 // issue 14: relay CPU per event at a steady 1,000 events/s
+	targetS5ResumeS   = 1.0  // issue 14: re-enable an endpoint holding the backlog
+	targetS6P99MS     = 5    // issue 14: open loop at 1,000 events/s
+	targetS7P99MS     = 20   // issue 14: open loop at 10,000 events/s
+	targetS6CPUUS     = 200  // issue 14: relay CPU per event at a steady 1,000 events/s
+	targetS8PropMS    = 1000 // issue 13: a change through any relay acts on every relay within 1 s
 	// Ingest while a snapshot runs (the lock is held only to copy the state).
 	targetS5SnapP99MS   = 50
 	targetS5SnapStallMS = 50
@@ -192,6 +193,21 @@ func (h *Harness) Metrics() []Metric {
 				out = append(out,
 					Metric{Scenario: 4, Name: "slow endpoint: deliveries received", Value: float64(r.SlowCompleted), Unit: "count"},
 					Metric{Scenario: 4, Name: "slow endpoint: ingest→receipt p50", Value: r.SlowLatency.P50, Unit: "ms"})
+			}
+		}
+		if id == 8 {
+			m := Metric{Scenario: 8, Name: "fleet deliveries/s ÷ scenario 1's (one relay)", Unit: "×"}
+			if s1 := h.Results[1]; s1 != nil && s1.DeliveriesPerSec > 0 {
+				m.Value, m.Baseline, m.BaseUnit = r.DeliveriesPerSec/s1.DeliveriesPerSec, f64(s1.DeliveriesPerSec), "/s"
+			} else {
+				m.Text = "n/a (run scenario 1 too)"
+			}
+			out = append(out, m)
+			if p := r.Propagation; p != nil {
+				out = append(out,
+					Metric{Scenario: 8, Name: "change propagation p50 (PATCH through relay 1 → relays 2, 3 act)", Value: p.P50, Unit: "ms"},
+					Metric{Scenario: 8, Name: "change propagation p99", Value: p.P99, Unit: "ms",
+						Target: fmt.Sprintf("≤ %d ms", targetS8PropMS), Met: yes(p.N > 0 && p.P99 <= targetS8PropMS)})
 			}
 		}
 		if id == 5 && r.Backlog != nil {

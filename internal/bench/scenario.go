@@ -17,7 +17,7 @@ import (
 // Options configure a harness run. Zero values take the defaults of DefaultOptions.
 type Options struct {
 	RelayBin  string   // the relay binary; empty: built from the module into a temp dir
-	Scenarios []int    // which of 1..7 to run, in order; empty: all
+	Scenarios []int    // which of 1..8 to run, in order; empty: all
 	RelayArgs []string // extra relay flags, appended last (so they override the scenario's)
 
 	Duration time.Duration // posting time of scenarios 1–4, 6, 7 and of the baseline
@@ -50,7 +50,7 @@ type Options struct {
 // DefaultOptions are the documented defaults (`blametrail-bench --help`).
 func DefaultOptions() Options {
 	return Options{
-		Scenarios:           []int{1, 2, 3, 4, 5, 6, 7},
+		Scenarios:           []int{1, 2, 3, 4, 5, 6, 7, 8},
 		Duration:            10 * time.Second,
 		Clients:             64,
 		DataSize:            1024,
@@ -167,7 +167,10 @@ type ScenarioResult struct {
 	SignatureErrors map[string]int64 `json:"signature_errors,omitempty"`
 
 	Backlog *BacklogResult `json:"backlog,omitempty"`
-	Err     string         `json:"error,omitempty"`
+	// Propagation (scenario 8): from a PATCH's answer through one relay until the others act
+	// on it.
+	Propagation *Latency `json:"propagation,omitempty"`
+	Err         string   `json:"error,omitempty"`
 }
 
 // BacklogResult is scenario 5's own figures.
@@ -275,8 +278,10 @@ func (h *Harness) Run(ctx context.Context) error {
 			res, err = h.runFlow(ctx, h.flowSpec(id))
 		case 5:
 			res, err = h.runBacklog(ctx)
+		case 8:
+			res, err = h.runFleet(ctx)
 		default:
-			return fmt.Errorf("no scenario %d (1..7)", id)
+			return fmt.Errorf("no scenario %d (1..8)", id)
 		}
 		if res == nil {
 			res = &ScenarioResult{ID: id, Name: scenarioNames[id]}
@@ -298,6 +303,7 @@ var scenarioNames = map[int]string{
 	5: "backlog: receiver down while events queue, then up",
 	6: "open loop: 1,000 events/s, 1 endpoint",
 	7: "open loop: 10,000 events/s, 1 endpoint",
+	8: "fleet: 3 relays on one PostgreSQL, clients post to all three",
 }
 
 // Open-loop rates of scenarios 6 and 7: well below saturation, so latency is the relay's own

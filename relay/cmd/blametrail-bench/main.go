@@ -8,7 +8,8 @@
 // Scenarios: 1 one endpoint; 2 fan-out to 20; 3 10% of attempts answered 500; 4 one
 // endpoint answering after 2 s beside 19 fast ones; 5 a backlog queued while the receiver is
 // down, then drained; 6 and 7 one endpoint at a fixed 1,000 and 10,000 events/s (open loop:
-// latency below saturation). Ctrl-C stops the run and every process it started.
+// latency below saturation); 8 three relays in fleet mode on one PostgreSQL (a throwaway cluster
+// the harness starts). Ctrl-C stops the run and every process it started.
 package main
 
 import (
@@ -34,7 +35,7 @@ func main() {
 func run() int {
 	d := bench.DefaultOptions()
 	fs := flag.NewFlagSet("blametrail-bench", flag.ContinueOnError)
-	scenarios := fs.String("scenarios", "1,2,3,4,5,6,7", "scenarios to run, in order (scenario 4 compares with 2, and 5 with 1, when they ran before)")
+	scenarios := fs.String("scenarios", "1,2,3,4,5,6,7,8", "scenarios to run, in order (scenario 4 compares with 2, and 5 with 1, when they ran before)")
 	duration := fs.Duration("duration", d.Duration, "posting time per scenario (1–4, 6, 7) and for the baseline")
 	clients := fs.Int("clients", d.Clients, "concurrent posting clients")
 	rate := fs.Float64("rate", 0, "events/s in all for scenarios 1–4 and the baseline (open loop); 0: as fast as the clients go")
@@ -149,8 +150,8 @@ func parseScenarios(s string) ([]int, error) {
 			continue
 		}
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 7 {
-			return nil, fmt.Errorf("%q is not a scenario 1..7", p)
+		if err != nil || n < 1 || n > 8 {
+			return nil, fmt.Errorf("%q is not a scenario 1..8", p)
 		}
 		if !seen[n] {
 			seen[n] = true
