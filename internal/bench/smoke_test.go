@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/blametrail/terraform-provider-blametrail/internal/pgtest"
 )
 
 // TestSmokeScenario1 runs the real relay through scenario 1 for two seconds at a tiny,
@@ -96,5 +98,38 @@ func TestSmokeOpenLoop(t *testing.T) {
 	}
 	if r.Completed != r.Load.Acked || r.Losses != 0 || r.CPUPerEventUS <= 0 {
 		t.Errorf("delivered %d of %d, losses %d, CPU per event %v µs", r.Completed, r.Load.Acked, r.Losses, r.CPUPerEventUS)
+	}
+}
+
+// TestSmokeFleet runs scenario 8 for one second: three relays on one throwaway PostgreSQL,
+// every acknowledged event delivered once, and change propagation measured.
+func TestSmokeFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and three relays")
+	}
+	pgtest.Start(t).Close() // skips (or fails under CI) when PostgreSQL is not installed
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	t.Cleanup(KillAll)
+	h, err := NewHarness(ctx, Options{
+		Scenarios: []int{8}, Duration: time.Second, Clients: 6, Rate: 300,
+		DrainTimeout: 30 * time.Second, MaxEvents: 1 << 16,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := h.Results[8]
+	if r == nil || r.Err != "" {
+		t.Fatalf("scenario 8: %+v", r)
+	}
+	if r.Load.Acked == 0 || r.Completed != r.Load.Acked || r.Losses != 0 || r.BadSignatures != 0 {
+		t.Errorf("acked %d, delivered %d, losses %d, bad signatures %d", r.Load.Acked, r.Completed, r.Losses, r.BadSignatures)
+	}
+	if r.Propagation == nil || r.Propagation.N != propagationSamples {
+		t.Errorf("propagation: %+v, want %d samples", r.Propagation, propagationSamples)
 	}
 }
