@@ -46,6 +46,8 @@ type fleetLink struct {
 
 	mu        sync.Mutex
 	stopAdopt context.CancelFunc // ends the adoption loop (handoff.go), set by start
+
+	relayID string // names this process in commands (fleet_commands.go)
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -54,7 +56,7 @@ type fleetLink struct {
 const outboxSize = 1 << 16
 
 func newFleetLink(cfg Config, log *slog.Logger) *fleetLink {
-	return &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize)}
+	return &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize), relayID: newRelayID()}
 }
 
 // report is the store's OnOutcome: it must not block.
@@ -132,6 +134,7 @@ func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 	f.stopAdopt = cancel
 	f.mu.Unlock()
 	f.wg.Go(func() { f.adoptLoop(actx, db) })
+	f.wg.Go(func() { f.listenCommands(ctx, db) })
 	f.wg.Go(func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()

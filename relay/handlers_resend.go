@@ -13,6 +13,15 @@ import (
 // pending. Any body is ignored: there is nothing to choose.
 func (s *Server) resendDelivery(ctx *fasthttp.RequestCtx, id, dlv string) {
 	v, err := s.store.Resend(id, dlv)
+	if s.fleet != nil && (errors.Is(err, store.ErrDeliveryNotFound) || errors.Is(err, store.ErrNotFound)) {
+		// Another relay of the fleet may hold it; the endpoint must exist in the fleet.
+		if _, err := s.admin.Get(id); err != nil {
+			s.storeError(ctx, err, id)
+			return
+		}
+		s.resendElsewhere(ctx, id, dlv)
+		return
+	}
 	if !s.resendError(ctx, err, id, dlv) {
 		return
 	}
@@ -31,6 +40,9 @@ func (s *Server) recoverDeliveries(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	res, err := s.store.Recover(id, in.Since)
+	if s.fleet != nil {
+		res, err = s.recoverFleet(id, in.Since, res, err)
+	}
 	if !s.resendError(ctx, err, id, "") {
 		return
 	}

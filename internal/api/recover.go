@@ -27,6 +27,9 @@ type RecoverResult struct {
 	Resent  int  `json:"resent"`
 	Expired int  `json:"expired"`
 	More    bool `json:"more"`
+	// Relays (fleet mode) is how many relays took part: each holds the deliveries of the
+	// events it accepted, and one that is down recovers nothing until it is back.
+	Relays int `json:"relays,omitempty"`
 }
 
 // ParseRecover parses {"since":"<RFC 3339>"}. since is required: recovering "everything" by

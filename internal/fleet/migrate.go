@@ -22,7 +22,7 @@ type migration struct {
 	sql     string
 }
 
-var migrations = []migration{{1, schemaV1}, {2, schemaV2}}
+var migrations = []migration{{1, schemaV1}, {2, schemaV2}, {4, schemaV4}} // 3 is the delivery history (another branch)
 
 // SchemaVersion is the newest schema this package knows.
 var SchemaVersion = migrations[len(migrations)-1].version

@@ -111,3 +111,45 @@ func TestFleetHandoff(t *testing.T) {
 		t.Errorf("after A restarted the receiver got %d requests, want 10: A delivered what it handed off", n)
 	}
 }
+
+// TestFleetResendRecoverThroughAnyRelay: a delivery that failed on relay A is resent through
+// relay B; a recover through B resends the failed deliveries of both relays.
+func TestFleetResendRecoverThroughAnyRelay(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).CreateDB(t, "commands")
+	rc := relaytest.NewReceiver(t, relaytest.Status(500))
+	args := []string{"--store", dsn, "--retry-schedule", "10ms"}
+	a := relaytest.Start(t, relaytest.Options{Args: args})
+	b := relaytest.Start(t, relaytest.Options{Args: args})
+	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "commands"})
+	relaytest.Eventually(t, 10*time.Second, "B to know the endpoint", func() bool {
+		status, _, _ := b.Do("GET", "/api/webhooks/endpoints/"+ep.ID+"/deliveries", "", b.Token, nil)
+		return status == 200
+	})
+	before := time.Now().Add(-time.Second)
+	ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a"})
+	ingest(t, b, api.TypeIncidentOpened, map[string]any{"on": "b"})
+	onA := waitFinished(t, a, ep.ID, 1)[0]
+	waitFinished(t, b, ep.ID, 1)
+	rc.SetHandler(nil)
+
+	got := resend(t, b, ep.ID, onA.ID) // B does not hold it: A does
+	if got.ID != onA.ID || got.Status != api.StatusPending {
+		t.Fatalf("resend through B answered %+v", got)
+	}
+	relaytest.Eventually(t, 10*time.Second, "A to deliver the resend", func() bool { return len(requestsFor(rc, onA.ID)) == 3 })
+	status, body, _ := b.Do("POST", resendPath(ep.ID, "dlv_00000000000000000000000000"), "", b.Token, nil)
+	checkErrorBody(t, status, body, 404, api.CodeDeliveryNotFound)
+
+	rc.SetHandler(relaytest.Status(500))
+	ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a", "n": 2})
+	relaytest.Eventually(t, 10*time.Second, "the second event on A to fail", func() bool {
+		ds := allDeliveries(t, a, ep.ID)
+		return len(ds) == 2 && ds[0].Status == api.StatusFailed
+	})
+	rc.SetHandler(nil)
+	res := recoverSince(t, b, ep.ID, before)
+	if res.Resent != 2 || res.Relays != 2 {
+		t.Fatalf("recover through B = %+v, want B's failed delivery and A's, from 2 relays", res)
+	}
+}
