@@ -74,6 +74,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	var c Config
 	fs := flag.NewFlagSet("blametrail-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, "Usage of blametrail-relay:\n")
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -186,6 +187,24 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("data-dir", errors.New("must not be empty"))
 	}
 	return c, p.err
+}
+
+// secretFlags never show their value in --help (or the usage printed on a flag error): a
+// value from a BLAMETRAIL_* variable is the flag's default, and flag would print it: a token,
+// a DSN with its password, a key.
+var secretFlags = []string{"api-token", "ingest-token", "store", "store-secret-key"}
+
+// usage prints head, then the flags with secretFlags' values hidden.
+func usage(fs *flag.FlagSet, head string) func() {
+	return func() {
+		fmt.Fprint(fs.Output(), head)
+		for _, name := range secretFlags {
+			if f := fs.Lookup(name); f != nil && f.DefValue != "local" {
+				f.DefValue = "" // PrintDefaults shows no default for an empty one
+			}
+		}
+		fs.PrintDefaults()
+	}
 }
 
 type parser struct{ err error }
