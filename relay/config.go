@@ -69,12 +69,27 @@ const MinTokenLength = 16
 // ErrUsage is a configuration the relay refuses to start with.
 var ErrUsage = errors.New("usage")
 
+// Usage is the text above the flags in `blametrail-relay --help`.
+const Usage = `Usage: blametrail-relay [flags]
+       blametrail-relay store import --data-dir DIR --store DSN [--store-secret-key KEY]
+
+Runs the BlameTrail webhook relay: it accepts events (POST /api/events), keeps them in its
+write-ahead log and delivers them, signed, to the endpoints managed through its admin API.
+Each flag can also be set by its BLAMETRAIL_* variable (--data-dir: BLAMETRAIL_DATA_DIR).
+
+Commands:
+  store import   seed a fleet's PostgreSQL (--store) from a stopped relay's data dir, keeping
+                 endpoint ids and signing secrets (blametrail-relay store import --help)
+
+Flags:
+`
+
 // LoadConfig reads flags from args over environment variables (via getenv) over defaults.
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("blametrail-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "Usage of blametrail-relay:\n")
+	fs.Usage = usage(fs, Usage)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
