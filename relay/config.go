@@ -69,11 +69,27 @@ const MinTokenLength = 16
 // ErrUsage is a configuration the relay refuses to start with.
 var ErrUsage = errors.New("usage")
 
+// Usage is the text above the flags in `blametrail-relay --help`.
+const Usage = `Usage: blametrail-relay [flags]
+       blametrail-relay store import --data-dir DIR --store DSN [--store-secret-key KEY]
+
+Runs the BlameTrail webhook relay: it accepts events (POST /api/events), keeps them in its
+write-ahead log and delivers them, signed, to the endpoints managed through its admin API.
+Each flag can also be set by its BLAMETRAIL_* variable (--data-dir: BLAMETRAIL_DATA_DIR).
+
+Commands:
+  store import   seed a fleet's PostgreSQL (--store) from a stopped relay's data dir, keeping
+                 endpoint ids and signing secrets (blametrail-relay store import --help)
+
+Flags:
+`
+
 // LoadConfig reads flags from args over environment variables (via getenv) over defaults.
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("blametrail-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, Usage)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -186,6 +202,24 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		p.check("data-dir", errors.New("must not be empty"))
 	}
 	return c, p.err
+}
+
+// secretFlags never show their value in --help (or the usage printed on a flag error): a
+// value from a BLAMETRAIL_* variable is the flag's default, and flag would print it: a token,
+// a DSN with its password, a key.
+var secretFlags = []string{"api-token", "ingest-token", "store", "store-secret-key"}
+
+// usage prints head, then the flags with secretFlags' values hidden.
+func usage(fs *flag.FlagSet, head string) func() {
+	return func() {
+		fmt.Fprint(fs.Output(), head)
+		for _, name := range secretFlags {
+			if f := fs.Lookup(name); f != nil && f.DefValue != "local" {
+				f.DefValue = "" // PrintDefaults shows no default for an empty one
+			}
+		}
+		fs.PrintDefaults()
+	}
 }
 
 type parser struct{ err error }

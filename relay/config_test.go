@@ -274,3 +274,28 @@ func TestLoadConfigRejects(t *testing.T) {
 		t.Errorf("--help: %v, want flag.ErrHelp", err)
 	}
 }
+
+// TestHelpHidesSecrets: --help, and the usage a bad flag prints, show a flag's value from its
+// BLAMETRAIL_* variable as its default, except for tokens, the DSN and the key.
+func TestHelpHidesSecrets(t *testing.T) {
+	env := envOf("BLAMETRAIL_API_TOKEN", "help_api_token_0123456789", "BLAMETRAIL_INGEST_TOKEN", "help_ingest_token_0123456789",
+		"BLAMETRAIL_STORE", "postgres://relay:help_password@db.example/bt", "BLAMETRAIL_STORE_SECRET_KEY", "help_key_MfKQ9r8GKYqrTwjUPD8ILPZIo2La",
+		"BLAMETRAIL_LISTEN", "127.0.0.1:9999")
+	for _, args := range [][]string{{"--help"}, {"--nope"}} {
+		var out strings.Builder
+		_, _ = relay.LoadConfig(args, env, &out)
+		for _, secret := range []string{"help_api_token", "help_ingest_token", "help_password", "help_key"} {
+			if strings.Contains(out.String(), secret) {
+				t.Errorf("%v prints %s:\n%s", args, secret, out.String())
+			}
+		}
+		if !strings.Contains(out.String(), `(default "127.0.0.1:9999")`) {
+			t.Errorf("%v does not show the --listen from the environment:\n%s", args, out.String())
+		}
+	}
+	var out strings.Builder
+	_, _ = relay.LoadConfig([]string{"--help"}, envOf(), &out)
+	if !strings.Contains(out.String(), `(default "local")`) {
+		t.Errorf("--help does not show --store's default:\n%s", out.String())
+	}
+}

@@ -106,3 +106,30 @@ func (s *Store) Synced() bool {
 // NewEndpointID makes an endpoint id, for an endpoint created in the fleet's PostgreSQL rather
 // than here: ids from any relay sort by creation time, as the store's own do.
 func (s *Store) NewEndpointID() string { return s.ids.next("ep_", s.now()) }
+
+// EndpointStates returns every endpoint the store holds, secrets included, in id order (which
+// is creation order): what `blametrail-relay store import` copies into the fleet. Version is
+// the fleet's, 0 for an endpoint created on a single relay.
+func (s *Store) EndpointStates() ([]EndpointState, error) {
+	var out []EndpointState
+	if err := s.read(func() {
+		out = make([]EndpointState, 0, len(s.order))
+		for _, id := range s.order {
+			out = append(out, s.endpoints[id].state())
+		}
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (ep *endpoint) state() EndpointState {
+	st := EndpointState{ID: ep.ID, URL: ep.URL, Name: ep.Name, Description: ep.Description,
+		EventTypes: slices.Clone(ep.EventTypes), Active: ep.Active, DisabledReason: ep.DisabledReason,
+		ConsecutiveFailures: ep.ConsecutiveFailures, Secret: ep.Secret, PrevSecret: ep.PrevSecret,
+		PrevSecretExpires: ep.PrevSecretExpires, CreatedAt: ep.CreatedAt, UpdatedAt: ep.UpdatedAt, Version: ep.Version}
+	if st.EventTypes == nil {
+		st.EventTypes = []string{}
+	}
+	return st
+}

@@ -59,17 +59,24 @@ func Open(opts Options) (*Store, error) {
 	if fsys == nil {
 		fsys = wal.OSFS{}
 	}
-	if err := fsys.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: create %s: %w", opts.Dir, err)
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	// A snapshot interrupted by a crash or a full disk leaves its temp file: never read, and
-	// left alone it holds disk space the WAL needs.
-	if err := fsys.Remove(filepath.Join(opts.Dir, tmpSnapshotName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("store: remove stale %s: %w", tmpSnapshotName, err)
+	if opts.ReadOnly {
+		// Reading must not create an empty state where the caller expected a relay's.
+		if _, err := fsys.ReadDir(filepath.Join(opts.Dir, "wal")); err != nil {
+			return nil, fmt.Errorf("store: %s holds no relay state to read: %w", opts.Dir, err)
+		}
+	} else {
+		if err := fsys.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", opts.Dir, err)
+		}
+		// A snapshot interrupted by a crash or a full disk leaves its temp file: never read,
+		// and left alone it holds disk space the WAL needs.
+		if err := fsys.Remove(filepath.Join(opts.Dir, tmpSnapshotName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("store: remove stale %s: %w", tmpSnapshotName, err)
+		}
 	}
 
 	// The newest snapshot, else the previous one, else the whole log. Each try starts from an
@@ -112,7 +119,7 @@ func Open(opts Options) (*Store, error) {
 			}
 			return nil, err
 		}
-		if newestErr != nil {
+		if newestErr != nil && !opts.ReadOnly {
 			s.moveAsideDamaged()
 		}
 		return s, nil
@@ -156,6 +163,10 @@ func (s *Store) openWAL(from wal.Position, start time.Time) error {
 	}
 	s.log.Info("state recovered", "dir", s.opts.Dir, "endpoints", len(s.endpoints), "pending_deliveries", pending,
 		"records_replayed", replayed, "segments", len(w.Segments()), "duration", time.Since(start).String())
+	if s.opts.ReadOnly {
+		close(s.persist.done) // no snapshot loop
+		return nil
+	}
 	go s.persistLoop()
 	return nil
 }
@@ -240,6 +251,9 @@ func (s *Store) persistLoop() {
 func (s *Store) Snapshot() error {
 	if s.wal == nil {
 		return nil
+	}
+	if s.opts.ReadOnly {
+		return ErrReadOnly
 	}
 	p := &s.persist
 	p.snapMu.Lock()
@@ -385,8 +399,8 @@ func (s *Store) writeSnapshotFile(c *capture) (size int64, err error) {
 	return cw.n, nil
 }
 
-// Close takes a last snapshot, so the next start replays little, and closes the log. Later
-// calls return the first call's result.
+// Close takes a last snapshot (none when ReadOnly), so the next start replays little, and
+// closes the log. Later calls return the first call's result.
 func (s *Store) Close() error {
 	if s.wal == nil {
 		return nil
@@ -395,6 +409,10 @@ func (s *Store) Close() error {
 		close(s.persist.stop)
 		<-s.persist.done
 		var err error
+		if s.opts.ReadOnly {
+			s.persist.closeErr = s.wal.Close()
+			return
+		}
 		if s.wal.Err() == nil {
 			err = s.Snapshot()
 		}

@@ -33,6 +33,8 @@ var (
 	ErrInactive = errors.New("store: endpoint is disabled")
 	// ErrTooLarge is a change whose record would not fit in one WAL record.
 	ErrTooLarge = errors.New("store: record too large")
+	// ErrReadOnly refuses a change to a store opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("store: opened read-only")
 )
 
 // Options configures a Store.
@@ -85,6 +87,12 @@ type Options struct {
 	// OnIngest, when set, is told the type of each event Ingest accepted, once it is durable;
 	// a repeated idempotency key accepts nothing and is not told. Called without the lock.
 	OnIngest func(eventType string)
+	// ReadOnly opens Dir to read the state a stopped relay left (blametrail-relay store
+	// import): every change is refused with ErrReadOnly, no snapshot is taken (neither in the
+	// background nor at Close), nothing in Dir is removed or moved aside, and a Dir without a
+	// WAL is an error, not a new empty state. The WAL's own recovery still runs as at any
+	// start: a torn tail, which holds nothing acknowledged, is truncated.
+	ReadOnly bool
 	Logger   *slog.Logger
 }
 
@@ -327,6 +335,9 @@ func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millis
 // this one leaves; nothing reads that state without waiting first (see read), and a record
 // that fails leaves the log failed for good, so no later record is decided on it either.
 func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
+	if s.opts.ReadOnly {
+		return nil, nil, ErrReadOnly
+	}
 	if !s.durable {
 		return s.apply(rec, wal.Position{}), noWait, nil
 	}

@@ -1,5 +1,8 @@
 // Command blametrail-relay runs the BlameTrail webhook relay. Flags and BLAMETRAIL_*
 // variables are listed by --help.
+//
+//	blametrail-relay [flags]                  run the relay
+//	blametrail-relay store import [flags]     seed a fleet's PostgreSQL from a stopped relay's data dir
 package main
 
 import (
@@ -26,6 +29,11 @@ func main() {
 }
 
 func run() int {
+	// A command is a first argument that is not a flag; the relay itself takes only flags, so
+	// its command line is unchanged.
+	if len(os.Args) > 1 && os.Args[1] == "store" {
+		return runStore(os.Args[2:])
+	}
 	cfg, err := relay.LoadConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,4 +95,52 @@ func listen(flag, addr string, log *slog.Logger) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return ln, nil
+}
+
+const storeUsage = `Usage: blametrail-relay store import --data-dir DIR --store DSN [--store-secret-key KEY]
+
+Commands:
+  import   seed a fleet's PostgreSQL from a stopped relay's data dir: endpoints keep their ids
+           and signing secrets (blametrail-relay store import --help)
+`
+
+// runStore runs `blametrail-relay store <command>`: 0 done, 1 failed, 2 usage.
+func runStore(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, "blametrail-relay store: a command is required\n\n"+storeUsage)
+		return 2
+	}
+	switch args[0] {
+	case "import":
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(os.Stdout, storeUsage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "blametrail-relay store: unknown command %q\n\n%s", args[0], storeUsage)
+		return 2
+	}
+	cfg, err := relay.LoadImportConfig(args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "blametrail-relay store import:", err)
+		return 2
+	}
+	// Warnings of the state's recovery (a damaged snapshot, a torn tail) go to stderr; the
+	// endpoints and the summary to stdout.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	res, err := relay.ImportStore(ctx, cfg, os.Stdout, log)
+	summary := fmt.Sprintf("%d imported, %d skipped (already in the fleet)", res.Imported, res.Skipped)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "blametrail-relay store import: %v\n", err)
+		if res.Imported+res.Skipped > 0 {
+			fmt.Fprintf(os.Stderr, "blametrail-relay store import: stopped after %s; running it again skips those\n", summary)
+		}
+		return 1
+	}
+	fmt.Fprintf(os.Stdout, "import from %s done: %s\n", cfg.DataDir, summary)
+	return 0
 }
