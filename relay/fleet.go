@@ -48,6 +48,9 @@ type fleetLink struct {
 	stopAdopt context.CancelFunc // ends the adoption loop (handoff.go), set by start
 
 	relayID string // names this process in commands (fleet_commands.go)
+
+	dropped    atomic.Int64 // outcomes the full queue refused
+	droppedLog atomic.Int64 // unix ns of the last log of them
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -64,7 +67,14 @@ func (f *fleetLink) report(r store.OutcomeReport) {
 	select {
 	case f.outbox <- r:
 	default:
-		f.log.Error("fleet: outcome queue full; a delivery outcome is not counted", "endpoint_id", r.EndpointID, "delivery", r.Key)
+		// Logged at most once a minute, with the count: a long outage under load would
+		// otherwise log once per delivery.
+		n := f.dropped.Add(1)
+		if last := f.droppedLog.Load(); time.Since(time.Unix(0, last)) > time.Minute &&
+			f.droppedLog.CompareAndSwap(last, time.Now().UnixNano()) {
+			f.log.Error("fleet: outcome queue full while PostgreSQL is unreachable; outcomes are not counted",
+				"dropped_so_far", n, "endpoint_id", r.EndpointID)
+		}
 	}
 }
 
