@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Handoff (fleet mode): on a graceful shutdown a relay moves its open deliveries to the fleet,
@@ -115,7 +116,7 @@ func (s *Store) Adopt(items []HandoffItem) error {
 	wait := noWait
 	for _, ev := range order {
 		// Delivery ids only grow within an endpoint's list: keep each event's in order.
-		slices.SortFunc(ev.Deliveries, func(a, b DeliveryRecord) int { return cmpString(a.ID, b.ID) })
+		slices.SortFunc(ev.Deliveries, func(a, b DeliveryRecord) int { return strings.Compare(a.ID, b.ID) })
 		r, w, err := s.commit(&Record{Kind: KindEventAccepted, Event: ev})
 		if err != nil {
 			s.mu.Unlock()
@@ -129,14 +130,4 @@ func (s *Store) Adopt(items []HandoffItem) error {
 	}
 	s.notify(ready)
 	return nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -47,10 +47,7 @@ func TestFleetSharedCounter(t *testing.T) {
 	a := relaytest.Start(t, relaytest.Options{Args: args})
 	b := relaytest.Start(t, relaytest.Options{Args: args})
 	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "failing"})
-	relaytest.Eventually(t, 10*time.Second, "B to know the endpoint", func() bool {
-		status, _, _ := b.Do("GET", "/api/webhooks/endpoints/"+ep.ID+"/deliveries", "", b.Token, nil)
-		return status == 200
-	})
+	waitKnown(t, b, ep.ID)
 	ingest(t, a, api.TypeIncidentOpened, map[string]any{"n": 1})
 	ingest(t, b, api.TypeIncidentOpened, map[string]any{"n": 2})
 	ingest(t, a, api.TypeIncidentOpened, map[string]any{"n": 3})
@@ -129,10 +126,7 @@ func TestFleetResendRecoverThroughAnyRelay(t *testing.T) {
 	a := relaytest.Start(t, relaytest.Options{Args: args})
 	b := relaytest.Start(t, relaytest.Options{Args: args})
 	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "commands"})
-	relaytest.Eventually(t, 10*time.Second, "B to know the endpoint", func() bool {
-		status, _, _ := b.Do("GET", "/api/webhooks/endpoints/"+ep.ID+"/deliveries", "", b.Token, nil)
-		return status == 200
-	})
+	waitKnown(t, b, ep.ID)
 	before := time.Now().Add(-time.Second)
 	ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a"})
 	ingest(t, b, api.TypeIncidentOpened, map[string]any{"on": "b"})
@@ -159,4 +153,13 @@ func TestFleetResendRecoverThroughAnyRelay(t *testing.T) {
 	if res.Resent != 2 || res.Relays != 2 {
 		t.Fatalf("recover through B = %+v, want B's failed delivery and A's, from 2 relays", res)
 	}
+}
+
+// waitKnown waits until relay r's own copy holds endpoint id (its deliveries list is local).
+func waitKnown(t *testing.T, r *relaytest.Relay, id string) {
+	t.Helper()
+	relaytest.Eventually(t, 10*time.Second, "the relay to know the endpoint", func() bool {
+		status, _, _ := r.Do("GET", "/api/webhooks/endpoints/"+id+"/deliveries", "", r.Token, nil)
+		return status == 200
+	})
 }
