@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -43,7 +44,7 @@ func TestMigrateOnceConcurrently(t *testing.T) {
 		t.Errorf("schema version %d, want %d", got, SchemaVersion)
 	}
 	// The migration created what the rest relies on.
-	for _, rel := range []string{"blametrail_endpoints", "blametrail_failures", "blametrail_endpoint_version"} {
+	for _, rel := range []string{"blametrail_endpoints", "blametrail_failures", "blametrail_endpoint_version", "blametrail_deliveries"} {
 		if sqlInt(t, conn, "SELECT count(*) FROM pg_class WHERE relname = $1", rel) != 1 {
 			t.Errorf("no %s", rel)
 		}
@@ -65,7 +66,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{"version 8", "up to 1"} {
+	for _, want := range []string{fmt.Sprintf("version %d", SchemaVersion+7), fmt.Sprintf("up to %d", SchemaVersion)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -118,5 +119,27 @@ func TestPing(t *testing.T) {
 	db, _ := newDB(t, Options{})
 	if err := db.Ping(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateFromV1: a database a relay of schema version 1 made, with an endpoint in it, is
+// brought to SchemaVersion: the endpoint stays, and its deliveries can be written.
+func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
+	dsn := newDSN(t)
+	conn := raw(t, dsn)
+	sqlExec(t, conn, `CREATE TABLE blametrail_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+	sqlExec(t, conn, schemaV1)
+	sqlExec(t, conn, "INSERT INTO blametrail_schema (version) VALUES (1)")
+	sqlExec(t, conn, "INSERT INTO blametrail_endpoints (id, url, name, secret) VALUES ('ep_old', 'https://example.com/h', 'old', 'whsec_x')")
+	db := open(t, dsn, Options{})
+	if got := sqlInt(t, conn, "SELECT max(version) FROM blametrail_schema"); got != int64(SchemaVersion) {
+		t.Fatalf("schema version %d, want %d", got, SchemaVersion)
+	}
+	if e := get(t, db, "ep_old"); e.Name != "old" {
+		t.Fatalf("endpoint after the migration: %+v", e)
+	}
+	if n := upsert(t, db, "r", row("ep_old", "succeeded", 1, 4)); n != 1 {
+		t.Fatalf("wrote %d deliveries", n)
 	}
 }
