@@ -20,7 +20,7 @@ import (
 //
 // Each relay delivers the events it accepted and keeps them in its WAL, which stays the truth.
 // So that the admin API through any relay lists an endpoint's deliveries from the whole fleet,
-// each relay publishes the state of its deliveries here, in batches, and any
+// each relay publishes the state of its deliveries here, in batches (DeliveryWriter), and any
 // relay reads them back (Deliveries). Every row carries the version of the state it holds, and
 // a write never replaces a newer state with an older one, so batches may arrive late, twice or
 // out of order. A delivery is held exactly while its endpoint is inactive: rows say pending, and
@@ -36,8 +36,8 @@ type DeliveryRow struct {
 	// Status is api.StatusPending, StatusHeld (stored as pending), StatusSucceeded or
 	// StatusFailed.
 	Status string
-	// Attempts is a JSON array of the API's attempts (api.Attempt); nil means none.
-	Attempts []byte
+	// Attempts is a JSON array of the API's attempts (api.Attempt); "" means none.
+	Attempts string
 	// NextAttemptAt is when a pending delivery is next attempted; zero otherwise.
 	NextAttemptAt time.Time
 	// Version orders the states of one delivery; see the package's delivery section.
@@ -90,10 +90,7 @@ func (db *DB) UpsertDeliveries(ctx context.Context, relayID string, rows []Deliv
 		if sts[i] == api.StatusHeld {
 			sts[i] = api.StatusPending
 		}
-		atts[i] = "[]"
-		if len(r.Attempts) > 0 {
-			atts[i] = string(r.Attempts)
-		}
+		atts[i] = cmp.Or(r.Attempts, "[]")
 		if !r.NextAttemptAt.IsZero() {
 			nexts[i] = &r.NextAttemptAt
 		}

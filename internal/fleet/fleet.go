@@ -9,8 +9,8 @@
 // count nor both disable), and each relay a pushed copy of every endpoint (Watch: LISTEN/NOTIFY
 // from a trigger that sees every writer, including manual SQL, with a full resync on every
 // (re)connect and periodically). It also holds the fleet's view of deliveries (deliveries.go):
-// each relay publishes the state of its own deliveries, in batches off the delivery path,
-// so that any relay lists an endpoint's deliveries from the whole fleet.
+// each relay publishes the state of its own deliveries, in batches off the delivery path
+// (DeliveryWriter), so that any relay lists an endpoint's deliveries from the whole fleet.
 //
 // It never holds a cache a write could forget to clear (reads go to PostgreSQL; copies are the
 // caller's, kept current by Watch), never decides an id, a secret or a threshold (callers do,
