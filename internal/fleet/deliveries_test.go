@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
-	"github.com/blametrail/terraform-provider-blametrail/internal/pgtest"
 )
 
 var dlvSeq struct {
@@ -277,45 +276,4 @@ func TestTrimDeliveries(t *testing.T) {
 	if n, err := db.TrimDeliveries(t.Context(), []string{a}, 0); n != 5 || err != nil {
 		t.Errorf("trim to 0: %d, %v", n, err)
 	}
-}
-
-// BenchmarkUpsertDeliveries is the fleet's view's cost per delivery state written in batches
-// of 500 (one statement each): new pending rows, then the same deliveries finished. ns/op is
-// per row, wall time of a writer with one connection (the relay's encoding and PostgreSQL's
-// work); there is no baseline, a single relay writes nothing.
-func BenchmarkUpsertDeliveries(b *testing.B) {
-	dsn := pgtest.Shared(b).CreateDB(b, "bench")
-	ctx := b.Context()
-	db, err := Open(ctx, dsn, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	ep, err := db.Create(ctx, sample())
-	if err != nil {
-		b.Fatal(err)
-	}
-	const batch = 500
-	attempts := `[{"n":1,"at":"2026-11-26T15:00:00.123Z","status_code":200,"error":null,"duration_ms":12}]`
-	rows := make([]DeliveryRow, batch)
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		if n%batch == 0 && n > 0 {
-			// The batch is full: write it new, then finished (two states per delivery).
-			if _, err := db.UpsertDeliveries(ctx, "relay-a", rows); err != nil {
-				b.Fatal(err)
-			}
-			for i := range rows {
-				rows[i].Status, rows[i].Attempts, rows[i].Version, rows[i].NextAttemptAt = api.StatusSucceeded, attempts, 4, time.Time{}
-			}
-			if _, err := db.UpsertDeliveries(ctx, "relay-a", rows); err != nil {
-				b.Fatal(err)
-			}
-		}
-		rows[n%batch] = DeliveryRow{ID: dlvID(), EndpointID: ep.ID, EventID: "evt_01", EventType: api.TypeIncidentOpened,
-			Status: api.StatusPending, NextAttemptAt: time.Now()}
-		n++
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*n), "ns/state")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,24 +12,28 @@ import (
 )
 
 // DeliveryWriter publishes a relay's delivery changes to the fleet's view in batches, off the
-// delivery path: Add hands it a change without blocking; Run keeps the newest state of each
-// delivery and writes what it holds every Interval (sooner once it holds BatchSize), one
+// delivery path: Add queues a change without blocking; Run takes the queue every Interval (or
+// once it holds BatchSize), keeps the newest state of each delivery, and writes them, one
 // statement per BatchSize rows, so several changes of one delivery within an interval cost one
 // row. A batch that fails is kept and written again, after a backoff, until PostgreSQL takes it.
 //
 // It is bounded: while PostgreSQL is unreachable it keeps the newest state of at most
 // MaxPending deliveries and drops the oldest deliveries' beyond that (ids sort by creation
-// time); Add drops a change when its queue is full. The view is best effort: the relay's WAL
-// stays the truth, and a relay publishes every delivery it holds again at start (Put), which
+// time); Add drops a change when its queue is full (Run empties it at least every Interval,
+// whether PostgreSQL answers or not). The view is best effort: the relay's WAL stays the truth,
+// and a relay publishes every delivery it holds again (Put), at start and after drops, which
 // repairs what was dropped, or lost with a process that was killed.
 //
 // V is the caller's change type (the relay's store.DeliveryState), turned into a DeliveryRow
-// only when written: Add costs a copy of V into a channel.
+// only when written. Add costs a copy of V appended under a mutex, and a wake-up of Run per
+// BatchSize changes, not per change.
 type DeliveryWriter[V any] struct {
 	opts    WriterOptions[V]
-	in      chan V
-	held    atomic.Int64 // states Run holds, written or not: Put waits while it is high
-	dropped atomic.Int64 // by Add, reported by Run
+	mu      sync.Mutex
+	queue   []V           // added since Run last took them; at most opts.Queue
+	kick    chan struct{} // the queue reached BatchSize
+	held    atomic.Int64  // states Run holds, written or not
+	dropped atomic.Int64  // by Add, reported by Run
 }
 
 // WriterOptions configures a DeliveryWriter. Key, Version, Row and Write are required.
@@ -54,7 +59,7 @@ type WriterOptions[V any] struct {
 	TrimInterval time.Duration // 0: 10s
 	BatchSize    int           // rows per statement; 0: 500
 	MaxPending   int           // states kept while PostgreSQL is unreachable; 0: 50,000
-	Queue        int           // changes Add queues for Run; 0: 4096
+	Queue        int           // changes Add queues for Run; 0: 65,536
 	Timeout      time.Duration // one Write or Trim; 0: 10s
 	// FinalTimeout bounds the last write, when Run's context ends; 0: 5s.
 	FinalTimeout time.Duration
@@ -78,7 +83,7 @@ func NewDeliveryWriter[V any](opts WriterOptions[V]) *DeliveryWriter[V] {
 		opts.MaxPending = 50_000
 	}
 	if opts.Queue <= 0 {
-		opts.Queue = 4096
+		opts.Queue = 1 << 16
 	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
@@ -86,43 +91,80 @@ func NewDeliveryWriter[V any](opts WriterOptions[V]) *DeliveryWriter[V] {
 	if opts.OnDrop == nil {
 		opts.OnDrop = func(int64) {}
 	}
-	return &DeliveryWriter[V]{opts: opts, in: make(chan V, opts.Queue)}
+	return &DeliveryWriter[V]{opts: opts, kick: make(chan struct{}, 1)}
 }
 
-// Add hands a change to the writer without blocking: when its queue is full the change is
-// dropped (and counted). Safe for concurrent use.
+// Add queues a change without blocking: when the queue is full the change is dropped (and
+// counted). Safe for concurrent use.
 func (w *DeliveryWriter[V]) Add(v V) {
-	select {
-	case w.in <- v:
-	default:
+	w.mu.Lock()
+	n := len(w.queue)
+	if n < w.opts.Queue {
+		w.queue = append(w.queue, v)
+	}
+	w.mu.Unlock()
+	switch {
+	case n >= w.opts.Queue:
 		w.dropped.Add(1)
+	case n+1 == w.opts.BatchSize:
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Put hands a change to the writer, waiting while it holds more than half of MaxPending (so
-// that publishing every delivery at start never makes it drop any), or until ctx ends.
+// Put queues a change, waiting while the writer holds more than half of MaxPending (so that
+// publishing every delivery never makes it drop any), or until ctx ends.
 func (w *DeliveryWriter[V]) Put(ctx context.Context, v V) error {
 	for {
-		queued := int64(len(w.in)) // before held: a change Run takes meanwhile counts twice, never not at all
-		if queued+w.held.Load() <= int64(w.opts.MaxPending/2) && queued < int64(cap(w.in)/2) {
-			break
+		w.mu.Lock()
+		// Under the lock take swaps the queue with: a change is counted in the queue or in
+		// held, never in neither.
+		if n := len(w.queue); n+int(w.held.Load()) < w.opts.MaxPending/2 && n < w.opts.Queue {
+			w.queue = append(w.queue, v)
+			w.mu.Unlock()
+			if n+1 >= w.opts.BatchSize {
+				select {
+				case w.kick <- struct{}{}:
+				default:
+				}
+			}
+			return nil
 		}
+		w.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(w.opts.Interval / 4):
 		}
 	}
-	select {
-	case w.in <- v:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
-// Held is how many delivery states the writer holds, written or not yet.
-func (w *DeliveryWriter[V]) Held() int { return int(w.held.Load()) }
+// Held is how many delivery states the writer holds (queued, or kept to write).
+func (w *DeliveryWriter[V]) Held() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) + int(w.held.Load())
+}
+
+// take merges the queue into pending and sets held: spare becomes the next queue, and take
+// returns the old one, emptied, as the next spare. The swap counts the changes it takes in
+// held under the queue's lock (so Put never counts a change nowhere); the merge, which may
+// sort to drop, runs without it, so Add never waits for more than the swap.
+func (w *DeliveryWriter[V]) take(pending map[[16]byte]V, spare []V, inJob int) []V {
+	w.mu.Lock()
+	q := w.queue
+	w.queue = spare[:0]
+	w.held.Add(int64(len(q)))
+	w.mu.Unlock()
+	for _, v := range q {
+		w.merge(pending, v)
+	}
+	w.held.Store(int64(len(pending) + inJob))
+	clear(q) // no attempts kept alive by a stale copy
+	return q[:0]
+}
 
 // job is one Write or Trim run by Run's worker; its result comes back on done.
 type job[V any] struct {
@@ -144,10 +186,11 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 		backoff time.Duration
 		trimAt  = time.Now().Add(w.opts.TrimInterval)
 		inJob   int // states of the job under way
+		spare   []V
 	)
 	tick := time.NewTicker(w.opts.Interval)
 	defer tick.Stop()
-	count := func() { w.held.Store(int64(len(pending) + inJob)) }
+	count := func() { spare = w.take(pending, spare, inJob) }
 	start := func(j *job[V]) {
 		busy = j
 		go func() {
@@ -182,14 +225,14 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 	}
 	for {
 		select {
-		case v := <-w.in:
-			w.merge(pending, v)
+		case <-w.kick:
 			count()
 			next(false)
 		case <-tick.C:
 			if n := w.dropped.Swap(0); n > 0 {
 				w.opts.OnDrop(n)
 			}
+			count()
 			next(true)
 		case j := <-done:
 			busy, inJob = nil, 0
@@ -210,22 +253,15 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 				j := <-done // its context ended too: what it did not write comes back
 				w.settle(j, pending, toTrim)
 			}
+			w.take(pending, nil, 0)
 			w.final(pending)
 			return
 		}
 	}
 }
 
-// final drains the queue and writes everything held, within FinalTimeout.
+// final writes everything held, within FinalTimeout.
 func (w *DeliveryWriter[V]) final(pending map[[16]byte]V) {
-	for drained := false; !drained; {
-		select {
-		case v := <-w.in:
-			w.merge(pending, v)
-		default:
-			drained = true
-		}
-	}
 	if len(pending) == 0 {
 		w.held.Store(0)
 		return
