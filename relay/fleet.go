@@ -43,6 +43,12 @@ type fleetLink struct {
 	db     atomic.Pointer[fleet.DB] // nil until the first connection (and migration) succeeded
 	outbox chan store.OutcomeReport
 	wg     sync.WaitGroup
+
+	// relayID names this relay's rows in the deliveries view (fleet_history.go); history
+	// writes them; lost says it dropped changes since the last full publish.
+	relayID string
+	history *fleet.DeliveryWriter[store.DeliveryState]
+	lost    atomic.Bool
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -50,8 +56,10 @@ type fleetLink struct {
 // which delays an auto-disable, never causes a wrong one.
 const outboxSize = 1 << 16
 
-func newFleetLink(cfg Config, log *slog.Logger) *fleetLink {
-	return &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize)}
+func newFleetLink(cfg Config, log *slog.Logger, relayID string) *fleetLink {
+	f := &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize), relayID: relayID}
+	f.history = f.newHistoryWriter()
+	return f
 }
 
 // report is the store's OnOutcome: it must not block.
@@ -71,6 +79,8 @@ func (f *fleetLink) connect(ctx context.Context) error {
 	if errors.Is(err, fleet.ErrSchemaTooNew) {
 		return err
 	}
+	// The view's writer holds changes from the start, and writes them once connected.
+	f.wg.Go(func() { f.history.Run(ctx) })
 	if err == nil {
 		f.start(ctx, db)
 		return nil
@@ -104,7 +114,8 @@ func (f *fleetLink) open(ctx context.Context) (*fleet.DB, error) {
 	return fleet.Open(octx, f.cfg.Store, fleet.Options{SecretKey: f.cfg.StoreSecretKey})
 }
 
-// start runs the watch (PostgreSQL → local copy), the outcome sender and the failure-set trim.
+// start runs the watch (PostgreSQL → local copy), the outcome sender, the failure-set trim and
+// the full publish of the deliveries view.
 func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 	f.db.Store(db)
 	f.log.Info("fleet: connected to PostgreSQL", "schema_version", fleet.SchemaVersion)
@@ -124,6 +135,7 @@ func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 		}
 	})
 	f.wg.Go(func() { f.send(ctx, db) })
+	f.wg.Go(func() { f.publish(ctx) })
 	f.wg.Go(func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()

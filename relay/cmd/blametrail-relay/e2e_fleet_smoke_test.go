@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -47,12 +48,14 @@ func TestFleetSharedCounter(t *testing.T) {
 	a := relaytest.Start(t, relaytest.Options{Args: args})
 	b := relaytest.Start(t, relaytest.Options{Args: args})
 	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "failing"})
-	relaytest.Eventually(t, 10*time.Second, "B to know the endpoint", func() bool {
-		status, _, _ := b.Do("GET", "/api/webhooks/endpoints/"+ep.ID+"/deliveries", "", b.Token, nil)
-		return status == 200
+	// B's first event that fans out (it knows the endpoint) is the first failure; A applied
+	// its own create at once.
+	relaytest.Eventually(t, 10*time.Second, "B to fan out to the endpoint", func() bool {
+		status, body, _ := b.Do("POST", "/api/events", "application/json", b.Token, []byte(`{"type":"incident.opened","data":{"n":2}}`))
+		var res api.IngestResult
+		return status == 202 && json.Unmarshal(body, &res) == nil && res.Deliveries == 1
 	})
 	ingest(t, a, api.TypeIncidentOpened, map[string]any{"n": 1})
-	ingest(t, b, api.TypeIncidentOpened, map[string]any{"n": 2})
 	ingest(t, a, api.TypeIncidentOpened, map[string]any{"n": 3})
 	got := waitEndpoint(t, b, ep.ID, "the endpoint disabled", func(e api.Endpoint) bool { return !e.Active })
 	if got.DisabledReason == nil || *got.DisabledReason != api.DisabledConsecutiveFailures || got.ConsecutiveFailures != 3 {
