@@ -49,6 +49,14 @@ type fleetLink struct {
 	relayID string
 	history *fleet.DeliveryWriter[store.DeliveryState]
 	lost    atomic.Bool
+	// complete: a full publish finished (or a clean stop made it needless) and nothing was
+	// dropped since; publishedTo is the database a clean stop left every delivery in (read at
+	// start), identity the one this run writes to; quiet is set when the engine stopped with
+	// no attempt in flight. A stop with all four writes the marker (fleet_history.go).
+	complete    atomic.Bool
+	publishedTo string
+	identity    string
+	quiet       bool
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -135,7 +143,7 @@ func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 		}
 	})
 	f.wg.Go(func() { f.send(ctx, db) })
-	f.wg.Go(func() { f.publish(ctx) })
+	f.wg.Go(func() { f.publish(ctx, db) })
 	f.wg.Go(func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -160,6 +168,7 @@ func (f *fleetLink) stop() {
 	if db := f.db.Load(); db != nil {
 		db.Close()
 	}
+	f.markPublished()
 }
 
 // resync makes the local copy equal to the fleet's list; an endpoint the list lacks is deleted

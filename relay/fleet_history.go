@@ -105,6 +105,7 @@ func (f *fleetLink) newHistoryWriter() *fleet.DeliveryWriter[store.DeliveryState
 		},
 		OnDrop: func(n int64) {
 			f.lost.Store(true)
+			f.complete.Store(false)
 			f.log.Warn("fleet: deliveries view behind: changes dropped (the WAL keeps them; they are published again once the view catches up)",
 				"dropped", n)
 		},
@@ -125,10 +126,23 @@ func rowOf(st store.DeliveryState) fleet.DeliveryRow {
 	return r
 }
 
-// publish republishes every delivery at start, and again whenever the writer has caught up
-// after dropping changes.
-func (f *fleetLink) publish(ctx context.Context) {
-	f.republish(ctx)
+// publish republishes every delivery at start, unless the last stop was clean and published
+// them all to this database, and again whenever the writer has caught up after dropping changes.
+func (f *fleetLink) publish(ctx context.Context, db *fleet.DB) {
+	ictx, cancel := context.WithTimeout(ctx, fleetTimeout)
+	id, err := db.Identity(ictx)
+	cancel()
+	switch {
+	case err == nil && id == f.publishedTo:
+		f.identity = id
+		f.complete.Store(true)
+		f.log.Info("fleet: deliveries view already complete (the last stop published every delivery)")
+	default:
+		f.identity = id // "" on error: no marker at stop
+		if f.republish(ctx) {
+			f.complete.Store(true)
+		}
+	}
 	t := time.NewTicker(republishCheck)
 	defer t.Stop()
 	for {
@@ -138,7 +152,9 @@ func (f *fleetLink) publish(ctx context.Context) {
 		case <-t.C:
 			if f.lost.Load() && f.history.Held() == 0 {
 				f.lost.Store(false)
-				f.republish(ctx)
+				if f.republish(ctx) {
+					f.complete.Store(true)
+				}
 			}
 		}
 	}
@@ -150,7 +166,7 @@ const republishCheck = 10 * time.Second
 // republish hands the writer every delivery the store holds, a page at a time and as fast as
 // the writer takes them: the rows of a relay that was killed, or that dropped changes while
 // PostgreSQL was unreachable, are right again once it is done.
-func (f *fleetLink) republish(ctx context.Context) {
+func (f *fleetLink) republish(ctx context.Context) (done bool) {
 	start, n := time.Now(), 0
 	for _, ep := range f.st.EndpointIDs() {
 		var after store.DeliveryID
@@ -159,7 +175,7 @@ func (f *fleetLink) republish(ctx context.Context) {
 			states, more = f.st.DeliveryStates(ep, after, 500)
 			for _, st := range states {
 				if err := f.history.Put(ctx, st); err != nil {
-					return // stopping
+					return false // stopping
 				}
 				after = st.ID
 				n++
@@ -167,6 +183,62 @@ func (f *fleetLink) republish(ctx context.Context) {
 		}
 	}
 	f.log.Info("fleet: deliveries published to the fleet's view", "deliveries", n, "duration", time.Since(start).String())
+	return true
+}
+
+// publishedFile marks a data dir whose deliveries are all in the fleet's view: a clean stop
+// writes it, with the database's identity; a start takes it away before anything changes, so a
+// relay that is killed never finds one, and publishes everything again at its next start.
+const publishedFile = "view-published"
+
+// takePublished reads and removes the marker, durably, and returns the identity of the
+// database it names ("" when there is none).
+func takePublished(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, publishedFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay: read %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return "", fmt.Errorf("relay: remove %s: %w", path, err)
+	}
+	if err := syncDir(dataDir); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// markPublished writes the marker at a stop that left every delivery in the view: a full
+// publish done and nothing dropped since, the writer's last batch written, and no attempt
+// still in flight. Without it the next start publishes everything again, which is only slower.
+func (f *fleetLink) markPublished() {
+	if !f.quiet || !f.complete.Load() || f.lost.Load() || !f.history.Flushed() || f.identity == "" {
+		return
+	}
+	path := filepath.Join(f.cfg.DataDir, publishedFile)
+	if err := os.WriteFile(path, []byte(f.identity+"\n"), 0o600); err != nil {
+		f.log.Warn("fleet: mark the deliveries view complete; the next start publishes every delivery again", "err", err)
+		return
+	}
+	if err := syncDir(f.cfg.DataDir); err != nil {
+		f.log.Warn("fleet: mark the deliveries view complete", "err", err)
+	}
+}
+
+// syncDir makes a file's creation or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("relay: open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("relay: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Deliveries lists an endpoint's deliveries from the whole fleet: the view in PostgreSQL,

@@ -106,6 +106,9 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 			return err
 		}
 		s.fleet = newFleetLink(cfg, log, relayID)
+		if s.fleet.publishedTo, err = takePublished(cfg.DataDir); err != nil {
+			return err
+		}
 		s.fleet.onDown = s.metrics.m.Disabled
 		storeOpts.SharedCounter, storeOpts.OnOutcome = true, s.fleet.report
 		storeOpts.OnDelivery = s.fleet.history.Add
@@ -191,6 +194,8 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	}
 	if err := s.engine.Stop(sctx); err != nil {
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
+	} else if s.fleet != nil {
+		s.fleet.quiet = true // no attempt can change a delivery after the view's last write
 	}
 	stopSnapshots()
 	stopLink()

@@ -139,6 +139,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Identity names the database the fleet's state lives in: when its schema was first migrated,
+// which a new or re-created database does not share. A relay keeps it to know whether what it
+// published went to this database.
+func (db *DB) Identity(ctx context.Context) (string, error) {
+	var t time.Time
+	if err := db.pool.QueryRow(ctx, "SELECT min(applied_at) FROM blametrail_schema").Scan(&t); err != nil {
+		return "", fmt.Errorf("fleet: identity: %w", err)
+	}
+	return t.UTC().Format(time.RFC3339Nano), nil
+}
+
 // Close closes the pool, waiting for the queries in progress. Watch ends with its context,
 // not with Close.
 func (db *DB) Close() { db.pool.Close() }

@@ -143,3 +143,20 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatalf("wrote %d deliveries", n)
 	}
 }
+
+// TestIdentity: a database keeps its identity across connections; another database has its own.
+func TestIdentity(t *testing.T) {
+	t.Parallel()
+	db, dsn := newDB(t, Options{})
+	id, err := db.Identity(t.Context())
+	if err != nil || id == "" {
+		t.Fatalf("Identity: %q, %v", id, err)
+	}
+	if again, _ := open(t, dsn, Options{}).Identity(t.Context()); again != id {
+		t.Errorf("reopened: %q, want %q", again, id)
+	}
+	other, _ := newDB(t, Options{})
+	if oid, _ := other.Identity(t.Context()); oid == id {
+		t.Errorf("two databases share the identity %q", id)
+	}
+}

@@ -141,6 +141,10 @@ func (w *DeliveryWriter[V]) Put(ctx context.Context, v V) error {
 	}
 }
 
+// Flushed reports, once Run has returned, whether it wrote every change it was given: none
+// held, none dropped since OnDrop was last told.
+func (w *DeliveryWriter[V]) Flushed() bool { return w.Held() == 0 && w.dropped.Load() == 0 }
+
 // Held is how many delivery states the writer holds (queued, or kept to write).
 func (w *DeliveryWriter[V]) Held() int {
 	w.mu.Lock()

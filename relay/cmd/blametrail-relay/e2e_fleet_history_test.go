@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -220,5 +222,28 @@ func TestFleetDeliveriesViewRepublish(t *testing.T) {
 	})
 	if n := strings.Count(a.Logs(), `"msg":"fleet: deliveries published to the fleet's view"`); n != 2 {
 		t.Errorf("published at %d starts, want both", n)
+	}
+
+	// A clean stop leaves a marker; the next start publishes nothing again, and takes it away.
+	relayID, err := os.ReadFile(filepath.Join(a.DataDir, "relay-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	if _, err := os.Stat(filepath.Join(a.DataDir, "view-published")); err != nil {
+		t.Fatalf("no marker after a clean stop: %v", err)
+	}
+	a.Restart()
+	relaytest.Eventually(t, waitLong, "the start to find the view complete", func() bool {
+		return strings.Contains(a.Logs(), "deliveries view already complete")
+	})
+	if n := strings.Count(a.Logs(), `"msg":"fleet: deliveries published to the fleet's view"`); n != 2 {
+		t.Errorf("published at %d starts, want 2: not after the clean stop", n)
+	}
+	if _, err := os.Stat(filepath.Join(a.DataDir, "view-published")); !os.IsNotExist(err) {
+		t.Errorf("the marker outlived the start: %v", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(a.DataDir, "relay-id")); string(again) != string(relayID) {
+		t.Errorf("relay id changed across restarts: %q, then %q", relayID, again)
 	}
 }
