@@ -47,10 +47,23 @@ type fleetLink struct {
 	mu        sync.Mutex
 	stopAdopt context.CancelFunc // ends the adoption loop (handoff.go), set by start
 
-	relayID string // names this process in commands (fleet_commands.go)
-
 	dropped    atomic.Int64 // outcomes the full queue refused
 	droppedLog atomic.Int64 // unix ns of the last log of them
+
+	// relayID names this relay's rows in the deliveries view (fleet_history.go) and its
+	// commands (fleet_commands.go); history
+	// writes them; lost says it dropped changes since the last full publish.
+	relayID string
+	history *fleet.DeliveryWriter[store.DeliveryState]
+	lost    atomic.Bool
+	// complete: a full publish finished (or a clean stop made it needless) and nothing was
+	// dropped since; publishedTo is the database a clean stop left every delivery in (read at
+	// start), identity the one this run writes to; quiet is set when the engine stopped with
+	// no attempt in flight. A stop with all four writes the marker (fleet_history.go).
+	complete    atomic.Bool
+	publishedTo string
+	identity    string
+	quiet       bool
 }
 
 // outboxSize bounds the outcomes queued while PostgreSQL is unreachable. Past it the oldest
@@ -58,8 +71,10 @@ type fleetLink struct {
 // which delays an auto-disable, never causes a wrong one.
 const outboxSize = 1 << 16
 
-func newFleetLink(cfg Config, log *slog.Logger) *fleetLink {
-	return &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize), relayID: newRelayID()}
+func newFleetLink(cfg Config, log *slog.Logger, relayID string) *fleetLink {
+	f := &fleetLink{cfg: cfg, log: log, outbox: make(chan store.OutcomeReport, outboxSize), relayID: relayID}
+	f.history = f.newHistoryWriter()
+	return f
 }
 
 // report is the store's OnOutcome: it must not block.
@@ -86,6 +101,8 @@ func (f *fleetLink) connect(ctx context.Context) error {
 	if errors.Is(err, fleet.ErrSchemaTooNew) {
 		return err
 	}
+	// The view's writer holds changes from the start, and writes them once connected.
+	f.wg.Go(func() { f.history.Run(ctx) })
 	if err == nil {
 		f.start(ctx, db)
 		return nil
@@ -119,7 +136,8 @@ func (f *fleetLink) open(ctx context.Context) (*fleet.DB, error) {
 	return fleet.Open(octx, f.cfg.Store, fleet.Options{SecretKey: f.cfg.StoreSecretKey})
 }
 
-// start runs the watch (PostgreSQL → local copy), the outcome sender and the failure-set trim.
+// start runs the watch (PostgreSQL → local copy), the outcome sender, the failure-set trim and
+// the full publish of the deliveries view.
 func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 	f.db.Store(db)
 	f.log.Info("fleet: connected to PostgreSQL", "schema_version", fleet.SchemaVersion)
@@ -145,6 +163,7 @@ func (f *fleetLink) start(ctx context.Context, db *fleet.DB) {
 	f.mu.Unlock()
 	f.wg.Go(func() { f.adoptLoop(actx, db) })
 	f.wg.Go(func() { f.listenCommands(ctx, db) })
+	f.wg.Go(func() { f.publish(ctx, db) })
 	f.wg.Go(func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -169,6 +188,7 @@ func (f *fleetLink) stop() {
 	if db := f.db.Load(); db != nil {
 		db.Close()
 	}
+	f.markPublished()
 }
 
 // resync makes the local copy equal to the fleet's list; an endpoint the list lacks is deleted

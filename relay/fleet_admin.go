@@ -21,6 +21,8 @@ type endpointAdmin interface {
 	Delete(id string) error
 	SecretInfo(id string) (api.SecretInfo, error)
 	Rotate(id, secret string, overlap time.Duration) (api.SecretInfo, error)
+	// Deliveries lists an endpoint's deliveries: this relay's, or the fleet's (fleet_history.go).
+	Deliveries(id, cursor string, limit int) ([]api.Delivery, string, error)
 }
 
 type localAdmin struct{ st *store.Store }
@@ -39,6 +41,9 @@ func (a localAdmin) Delete(id string) error                       { return a.st.
 func (a localAdmin) SecretInfo(id string) (api.SecretInfo, error) { return a.st.SecretInfo(id) }
 func (a localAdmin) Rotate(id, secret string, overlap time.Duration) (api.SecretInfo, error) {
 	return a.st.RotateSecret(id, secret, overlap)
+}
+func (a localAdmin) Deliveries(id, cursor string, limit int) ([]api.Delivery, string, error) {
+	return a.st.Deliveries(id, cursor, limit)
 }
 
 // fleetAdmin reads and writes PostgreSQL, so every relay answers for the fleet (Terraform sees

@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -35,12 +33,6 @@ type commandResult struct {
 	Message  string             `json:"message,omitempty"`
 	Delivery *api.Delivery      `json:"delivery,omitempty"`
 	Recover  *api.RecoverResult `json:"recover,omitempty"`
-}
-
-func newRelayID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "relay_" + hex.EncodeToString(b[:])
 }
 
 // listenCommands runs the others' commands on this relay's deliveries.

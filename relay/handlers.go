@@ -186,7 +186,7 @@ func (s *Server) listDeliveries(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	ds, next, err := s.store.Deliveries(id, cursor, limit)
+	ds, next, err := s.admin.Deliveries(id, cursor, limit)
 	if s.storeError(ctx, err, id) {
 		writeJSON(ctx, fasthttp.StatusOK, api.DeliveryList{Data: ds, NextCursor: optional(next)})
 	}

@@ -101,9 +101,17 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	}
 	s.metrics.instrument(&storeOpts)
 	if cfg.FleetMode() {
-		s.fleet = newFleetLink(cfg, log)
+		relayID, err := loadRelayID(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		s.fleet = newFleetLink(cfg, log, relayID)
+		if s.fleet.publishedTo, err = takePublished(cfg.DataDir); err != nil {
+			return err
+		}
 		s.fleet.onDown = s.metrics.m.Disabled
 		storeOpts.SharedCounter, storeOpts.OnOutcome = true, s.fleet.report
+		storeOpts.OnDelivery = s.fleet.history.Add
 	}
 
 	s.listeners = s.newListeners(lns)
@@ -156,11 +164,12 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	s.ready.Store(true)
 	// One line says the relay is ready and what each listener serves; it never holds a token,
 	// only whether an ingest token is set.
-	storeMode := "local"
+	storeMode, fleetAttrs := "local", []any(nil)
 	if cfg.FleetMode() {
 		storeMode = "fleet (PostgreSQL)" // never the DSN: it may hold a password
+		fleetAttrs = []any{"relay_id", s.fleet.relayID}
 	}
-	log.Info("relay listening", append(listenAttrs(s.listeners), "ingest_token_set", cfg.IngestToken != "", "store", storeMode,
+	log.Info("relay listening", append(append(listenAttrs(s.listeners), fleetAttrs...), "ingest_token_set", cfg.IngestToken != "", "store", storeMode,
 		"version", cfg.Version, "allow_http", cfg.AllowHTTP, "allow_private_networks", cfg.AllowPrivateNetworks,
 		"retry_schedule", fmt.Sprint(cfg.RetrySchedule), "delivery_timeout", cfg.DeliveryTimeout.String())...)
 
@@ -185,6 +194,8 @@ func Run(ctx context.Context, cfg Config, lns Listeners, log *slog.Logger) error
 	}
 	if err := s.engine.Stop(sctx); err != nil {
 		log.Warn("attempts still in flight at shutdown; they stay pending", "err", err)
+	} else if s.fleet != nil {
+		s.fleet.quiet = true // no attempt can change a delivery after the view's last write
 	}
 	if s.fleet != nil {
 		s.fleet.handOff(sctx)

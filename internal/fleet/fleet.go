@@ -8,13 +8,15 @@
 // RecordSuccess, DisableGone: each one SQL statement, so concurrent relays can neither double
 // count nor both disable), and each relay a pushed copy of every endpoint (Watch: LISTEN/NOTIFY
 // from a trigger that sees every writer, including manual SQL, with a full resync on every
-// (re)connect and periodically).
+// (re)connect and periodically). It also holds the fleet's view of deliveries (deliveries.go):
+// each relay publishes the state of its own deliveries, in batches off the delivery path
+// (DeliveryWriter), so that any relay lists an endpoint's deliveries from the whole fleet.
 //
 // It never holds a cache a write could forget to clear (reads go to PostgreSQL; copies are the
 // caller's, kept current by Watch), never decides an id, a secret or a threshold (callers do,
 // as internal/store's callers do), never logs (errors carry the context), never returns a
-// secret it could not decrypt, and never touches events, deliveries or the WAL: those stay in
-// each relay's internal/store.
+// secret it could not decrypt, and never touches events or the WAL: those stay in each relay's
+// internal/store, whose deliveries it only mirrors (the WAL is their truth, the view a copy).
 package fleet
 
 import (
@@ -135,6 +137,17 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("fleet: ping: %w", err)
 	}
 	return nil
+}
+
+// Identity names the database the fleet's state lives in: when its schema was first migrated,
+// which a new or re-created database does not share. A relay keeps it to know whether what it
+// published went to this database.
+func (db *DB) Identity(ctx context.Context) (string, error) {
+	var t time.Time
+	if err := db.pool.QueryRow(ctx, "SELECT min(applied_at) FROM blametrail_schema").Scan(&t); err != nil {
+		return "", fmt.Errorf("fleet: identity: %w", err)
+	}
+	return t.UTC().Format(time.RFC3339Nano), nil
 }
 
 // Close closes the pool, waiting for the queries in progress. Watch ends with its context,

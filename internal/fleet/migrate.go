@@ -22,7 +22,9 @@ type migration struct {
 	sql     string
 }
 
-var migrations = []migration{{1, schemaV1}, {2, schemaV2}, {4, schemaV4}} // 3 is the delivery history (another branch)
+// Versions need not be contiguous on a branch, but on main they are: migrate applies, in
+// order, every version above the database's.
+var migrations = []migration{{1, schemaV1}, {2, schemaV2}, {3, schemaV3}, {4, schemaV4}}
 
 // SchemaVersion is the newest schema this package knows.
 var SchemaVersion = migrations[len(migrations)-1].version
@@ -103,6 +105,35 @@ CREATE TABLE blametrail_failures (
 	PRIMARY KEY (endpoint_id, delivery_id)
 );
 CREATE INDEX blametrail_failures_failed_at ON blametrail_failures (failed_at);
+`
+
+// schemaV3: the fleet's view of deliveries (deliveries.go).
+const schemaV3 = `
+-- One row per delivery of any relay, as the relay that holds it last published it: a copy for
+-- the admin API's lists, written in batches off the delivery path. The relay's WAL stays the
+-- truth; a row may lag it, or miss a change dropped while PostgreSQL was unreachable, until
+-- the relay publishes that delivery again. ids sort by creation time (ULID-like), and by bytes.
+CREATE TABLE blametrail_deliveries (
+	id              text COLLATE "C" PRIMARY KEY CHECK (id <> '' AND length(id) <= 200),
+	endpoint_id     text COLLATE "C" NOT NULL
+		REFERENCES blametrail_endpoints (id) ON DELETE CASCADE ON UPDATE CASCADE,
+	relay_id        text NOT NULL, -- the relay whose WAL holds the delivery
+	event_id        text NOT NULL,
+	event_type      text NOT NULL,
+	-- pending covers held: a delivery is held exactly while its endpoint is inactive.
+	status          text NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+	attempts        jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(attempts) = 'array'),
+	next_attempt_at timestamptz,
+	-- Orders the states of one delivery (internal/store's DeliveryState.Version): a write
+	-- never replaces a newer state with an older one, whatever order batches arrive in.
+	version         bigint NOT NULL,
+	updated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- An endpoint's deliveries, newest first; and its finished ones, for the retention trim
+-- (which must not walk a backlog of pending ones).
+CREATE INDEX blametrail_deliveries_page ON blametrail_deliveries (endpoint_id, id DESC);
+CREATE INDEX blametrail_deliveries_finished ON blametrail_deliveries (endpoint_id, id DESC)
+	WHERE status <> 'pending';
 `
 
 // migrate brings the schema to SchemaVersion in one transaction that holds the migration lock:

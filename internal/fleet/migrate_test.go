@@ -44,7 +44,7 @@ func TestMigrateOnceConcurrently(t *testing.T) {
 		t.Errorf("schema version %d, want %d", got, SchemaVersion)
 	}
 	// The migration created what the rest relies on.
-	for _, rel := range []string{"blametrail_endpoints", "blametrail_failures", "blametrail_endpoint_version"} {
+	for _, rel := range []string{"blametrail_endpoints", "blametrail_failures", "blametrail_endpoint_version", "blametrail_deliveries"} {
 		if sqlInt(t, conn, "SELECT count(*) FROM pg_class WHERE relname = $1", rel) != 1 {
 			t.Errorf("no %s", rel)
 		}
@@ -119,5 +119,44 @@ func TestPing(t *testing.T) {
 	db, _ := newDB(t, Options{})
 	if err := db.Ping(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateFromV1: a database a relay of schema version 1 made, with an endpoint in it, is
+// brought to SchemaVersion: the endpoint stays, and its deliveries can be written.
+func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
+	dsn := newDSN(t)
+	conn := raw(t, dsn)
+	sqlExec(t, conn, `CREATE TABLE blametrail_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+	sqlExec(t, conn, schemaV1)
+	sqlExec(t, conn, "INSERT INTO blametrail_schema (version) VALUES (1)")
+	sqlExec(t, conn, "INSERT INTO blametrail_endpoints (id, url, name, secret) VALUES ('ep_old', 'https://example.com/h', 'old', 'whsec_x')")
+	db := open(t, dsn, Options{})
+	if got := sqlInt(t, conn, "SELECT max(version) FROM blametrail_schema"); got != int64(SchemaVersion) {
+		t.Fatalf("schema version %d, want %d", got, SchemaVersion)
+	}
+	if e := get(t, db, "ep_old"); e.Name != "old" {
+		t.Fatalf("endpoint after the migration: %+v", e)
+	}
+	if n := upsert(t, db, "r", row("ep_old", "succeeded", 1, 4)); n != 1 {
+		t.Fatalf("wrote %d deliveries", n)
+	}
+}
+
+// TestIdentity: a database keeps its identity across connections; another database has its own.
+func TestIdentity(t *testing.T) {
+	t.Parallel()
+	db, dsn := newDB(t, Options{})
+	id, err := db.Identity(t.Context())
+	if err != nil || id == "" {
+		t.Fatalf("Identity: %q, %v", id, err)
+	}
+	if again, _ := open(t, dsn, Options{}).Identity(t.Context()); again != id {
+		t.Errorf("reopened: %q, want %q", again, id)
+	}
+	other, _ := newDB(t, Options{})
+	if oid, _ := other.Identity(t.Context()); oid == id {
+		t.Errorf("two databases share the identity %q", id)
 	}
 }

@@ -43,6 +43,11 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 		}
 	}
 	ready, wait, err := s.commit(&Record{Kind: KindEventAccepted, Event: ev})
+	var buf [4]DeliveryState // a small fan-out is told without allocating
+	states := buf[:0]
+	if err == nil && s.opts.OnDelivery != nil {
+		states = s.eventStates(states, ev)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return IngestResult{}, err
@@ -53,6 +58,7 @@ func (s *Store) Ingest(in api.IngestInput) (IngestResult, error) {
 	if s.opts.OnIngest != nil {
 		s.opts.OnIngest(ev.Type)
 	}
+	s.changed(states...)
 	s.notify(ready)
 	return IngestResult{EventID: ev.ID, Deliveries: len(ev.Deliveries)}, nil
 }
@@ -80,6 +86,11 @@ func (s *Store) SendTest(endpointID string) (string, error) {
 	dlv := s.ids.next("dlv_", now)
 	ev.Deliveries = []DeliveryRecord{{ID: dlv, EndpointID: endpointID}}
 	ready, wait, err := s.commit(&Record{Kind: KindEventAccepted, Event: ev})
+	var buf [4]DeliveryState // a small fan-out is told without allocating
+	states := buf[:0]
+	if err == nil && s.opts.OnDelivery != nil {
+		states = s.eventStates(states, ev)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return "", err
@@ -87,6 +98,7 @@ func (s *Store) SendTest(endpointID string) (string, error) {
 	if err := wait(); err != nil {
 		return "", err
 	}
+	s.changed(states...)
 	s.notify(ready)
 	return dlv, nil
 }
@@ -270,6 +282,11 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	if err == nil && d.status == stPending {
 		next = []Ready{d.ready()}
 	}
+	var state DeliveryState
+	tell := err == nil && s.opts.OnDelivery != nil
+	if tell {
+		state = d.state()
+	}
 	var report *OutcomeReport
 	if err == nil && s.opts.OnOutcome != nil && !d.test && !o.Local && a.Status != api.StatusPending {
 		report = &OutcomeReport{EndpointID: ep.ID, Key: d.id.String(), Success: o.Success, Gone: o.Gone}
@@ -283,6 +300,9 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	}
 	if report != nil {
 		s.opts.OnOutcome(*report)
+	}
+	if tell {
+		s.opts.OnDelivery(state)
 	}
 	if a.Disable != "" {
 		if err := wait(); err != nil {
@@ -362,29 +382,7 @@ func (s *Store) Delivery(id string) (v api.Delivery, err error) {
 	return v, err
 }
 
-func (d *delivery) view() api.Delivery {
-	v := api.Delivery{
-		ID: d.id.String(), EventID: d.ev.id.format("evt_"), EventType: d.ev.typeName(), EndpointID: d.ep.ID,
-		Status: statusNames[d.status], Attempts: make([]api.Attempt, len(d.attempts)),
-	}
-	for i, a := range d.attempts {
-		va := api.Attempt{N: int(a.n), At: time.UnixMilli(a.at).UTC(), DurationMS: int64(a.duration)}
-		if a.code != 0 {
-			code := int(a.code)
-			va.StatusCode = &code
-		}
-		if a.err != nil {
-			msg := *a.err
-			va.Error = &msg
-		}
-		v.Attempts[i] = va
-	}
-	if d.status == stPending {
-		next := time.UnixMilli(d.next).UTC()
-		v.NextAttemptAt = &next
-	}
-	return v
-}
+func (d *delivery) view() api.Delivery { return d.state().View() }
 
 // DueAfter lists up to n pending deliveries of an endpoint that are due at now and not in
 // flight, with ids after `after` (the zero id: from the first), in id order. It looks at no more

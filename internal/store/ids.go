@@ -142,6 +142,9 @@ func parseID(prefix, s string) (ID, bool) {
 
 func (id ID) format(prefix string) string { return prefix + encode128(id) }
 
+// Format writes the id with its prefix ("evt_" for an event's).
+func (id ID) Format(prefix string) string { return id.format(prefix) }
+
 // time is the millisecond an id was made in (its top 48 bits).
 func (id ID) time() time.Time {
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(id[0:8]) >> 16))

@@ -83,8 +83,10 @@ func (s *Store) Resend(endpointID, deliveryID string) (v api.Delivery, err error
 		return v, ferr
 	}
 	ready, wait, err := s.resend(d, body)
+	var state DeliveryState
 	if err == nil {
-		v = s.deliveries[did].view()
+		state = s.deliveries[did].state()
+		v = state.View()
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -92,6 +94,9 @@ func (s *Store) Resend(endpointID, deliveryID string) (v api.Delivery, err error
 	}
 	if err := wait(); err != nil {
 		return api.Delivery{}, err
+	}
+	if s.opts.OnDelivery != nil {
+		s.changed(state)
 	}
 	s.notify(ready)
 	return v, nil
@@ -196,7 +201,10 @@ func (s *Store) Recover(endpointID string, since time.Time) (api.RecoverResult, 
 // resendBatch reopens the deliveries that are still as Recover found them, and returns once
 // that is durable.
 func (s *Store) resendBatch(endpointID string, batch []*delivery, bodies [][]byte) (int, error) {
-	var ready []Ready
+	var (
+		ready  []Ready
+		states []DeliveryState
+	)
 	wait, n := noWait, 0
 	s.mu.Lock()
 	for k, d := range batch {
@@ -210,11 +218,15 @@ func (s *Store) resendBatch(endpointID string, batch []*delivery, bodies [][]byt
 		}
 		ready, wait = append(ready, r...), w // the log is ordered: the last wait covers all
 		n++
+		if s.opts.OnDelivery != nil {
+			states = append(states, s.deliveries[d.id].state())
+		}
 	}
 	s.mu.Unlock()
 	if err := wait(); err != nil {
 		return n, err
 	}
+	s.changed(states...)
 	s.notify(ready)
 	return n, nil
 }

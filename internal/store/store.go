@@ -84,6 +84,10 @@ type Options struct {
 	// (its attempt record logged, not yet durable; a replay may tell it again: the key makes
 	// that harmless). Called without the lock.
 	OnOutcome func(OutcomeReport)
+	// OnDelivery, when set, is told each delivery's state after it was created, attempted or
+	// resent (see changes.go): the attempt's record logged, not yet durable, as OnOutcome; the
+	// others durable. Called without the lock; it must not block.
+	OnDelivery func(DeliveryState)
 	// OnIngest, when set, is told the type of each event Ingest accepted, once it is durable;
 	// a repeated idempotency key accepts nothing and is not told. Called without the lock.
 	OnIngest func(eventType string)
