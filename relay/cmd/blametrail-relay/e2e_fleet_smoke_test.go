@@ -136,10 +136,14 @@ func TestFleetResendRecoverThroughAnyRelay(t *testing.T) {
 	waitCount(t, rc, 1) // the ping succeeded: nothing for recover
 	rc.SetHandler(relaytest.Status(500))
 	before := time.Now().Add(-time.Second)
-	ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a"})
+	evA := ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a"})
 	ingest(t, b, api.TypeIncidentOpened, map[string]any{"on": "b"})
-	onA := waitFinished(t, a, ep.ID, 1)[0]
-	waitFinished(t, b, ep.ID, 1)
+	var onA api.Delivery
+	for _, d := range waitFinished(t, a, ep.ID, 3) { // the fleet's: the ping, A's and B's
+		if d.EventID == evA.ID {
+			onA = d
+		}
+	}
 	rc.SetHandler(nil)
 
 	got := resend(t, b, ep.ID, onA.ID) // B does not hold it: A does
@@ -151,10 +155,14 @@ func TestFleetResendRecoverThroughAnyRelay(t *testing.T) {
 	checkErrorBody(t, status, body, 404, api.CodeDeliveryNotFound)
 
 	rc.SetHandler(relaytest.Status(500))
-	ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a", "n": 2})
+	evA2 := ingest(t, a, api.TypeIncidentOpened, map[string]any{"on": "a", "n": 2})
 	relaytest.Eventually(t, 10*time.Second, "the second event on A to fail", func() bool {
-		ds := allDeliveries(t, a, ep.ID)
-		return len(ds) == 2 && ds[0].Status == api.StatusFailed
+		for _, d := range allDeliveries(t, a, ep.ID) {
+			if d.EventID == evA2.ID {
+				return d.Status == api.StatusFailed
+			}
+		}
+		return false
 	})
 	rc.SetHandler(nil)
 	res := recoverSince(t, b, ep.ID, before)
