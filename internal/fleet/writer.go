@@ -34,6 +34,12 @@ type DeliveryWriter[V any] struct {
 	kick    chan struct{} // the queue reached BatchSize
 	held    atomic.Int64  // states Run holds, written or not
 	dropped atomic.Int64  // by Add, reported by Run
+
+	// Reused by one job after another (never two at once), so a write allocates per row only
+	// the row's strings.
+	keys     [][16]byte
+	rows     []DeliveryRow
+	finished map[string]struct{}
 }
 
 // WriterOptions configures a DeliveryWriter. Key, Version, Row and Write are required.
@@ -45,7 +51,8 @@ type WriterOptions[V any] struct {
 	// Row is the row a state is written as.
 	Row func(V) DeliveryRow
 	// Write writes one batch of rows of distinct deliveries (the relay's: UpsertDeliveries
-	// with its relay id, or an error while it has no connection).
+	// with its relay id, or an error while it has no connection). It must not keep rows,
+	// which the next batch reuses.
 	Write func(ctx context.Context, rows []DeliveryRow) error
 	// Trim, when set, is given every TrimInterval the endpoints whose finished deliveries were
 	// written since its last call (the relay's: TrimDeliveries to its history limit).
@@ -191,6 +198,7 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 		trimAt  = time.Now().Add(w.opts.TrimInterval)
 		inJob   int // states of the job under way
 		spare   []V
+		spareM  map[[16]byte]V // a written batch's map, emptied, for the next
 	)
 	tick := time.NewTicker(w.opts.Interval)
 	defer tick.Stop()
@@ -204,7 +212,10 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 	}
 	write := func() {
 		j := &job[V]{batch: pending}
-		pending, inJob = make(map[[16]byte]V), len(j.batch)
+		pending, spareM, inJob = spareM, nil, len(j.batch)
+		if pending == nil {
+			pending = make(map[[16]byte]V, len(j.batch))
+		}
 		start(j)
 	}
 	// next starts, unless a job is under way or a backoff holds them back: a write when the
@@ -241,6 +252,10 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 		case j := <-done:
 			busy, inJob = nil, 0
 			w.settle(j, pending, toTrim)
+			if j.batch != nil {
+				clear(j.batch)
+				spareM = j.batch
+			}
 			if j.err != nil {
 				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 				retryAt = time.Now().Add(backoff)
@@ -289,13 +304,21 @@ func (w *DeliveryWriter[V]) run(ctx context.Context, j *job[V]) {
 		j.err = w.opts.Trim(tctx, j.trim)
 		return
 	}
-	keys := make([][16]byte, 0, len(j.batch))
+	keys := w.keys[:0]
 	for k := range j.batch {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
-	finished := make(map[string]struct{})
-	rows := make([]DeliveryRow, 0, min(len(keys), w.opts.BatchSize))
+	w.keys = keys
+	if w.finished == nil {
+		w.finished = make(map[string]struct{})
+	}
+	finished, rows := w.finished, w.rows
+	defer func() {
+		clear(finished)
+		clear(rows[:cap(rows)]) // no strings kept alive
+		w.rows = rows[:0]
+	}()
 	for len(keys) > 0 {
 		n := min(len(keys), w.opts.BatchSize)
 		rows = rows[:0]

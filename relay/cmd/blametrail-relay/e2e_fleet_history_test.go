@@ -247,3 +247,32 @@ func TestFleetDeliveriesViewRepublish(t *testing.T) {
 		t.Errorf("relay id changed across restarts: %q, then %q", relayID, again)
 	}
 }
+
+// TestFleetDeliveriesViewRetention: the view keeps, per endpoint, the --history-limit newest
+// finished deliveries of the whole fleet, and every pending one.
+func TestFleetDeliveriesViewRetention(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Shared(t).CreateDB(t, "retention")
+	rc := relaytest.NewReceiver(t, nil)
+	args := []string{"--store", dsn, "--history-limit", "3"}
+	a := relaytest.Start(t, relaytest.Options{Args: args})
+	c := relaytest.Start(t, relaytest.Options{Args: args})
+	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL, Name: "retention"})
+	var newest []string
+	for n := range 8 {
+		res := postFanned(t, a, fmt.Sprintf(`{"type":"incident.opened","data":{"n":%d}}`, n))
+		newest = append([]string{res.ID}, newest...)
+	}
+	relaytest.Eventually(t, waitLong, "the view to keep the 3 newest", func() bool {
+		ds, err := fleetDeliveries(t, c, ep.ID, 10)
+		if err != nil || len(ds) != 3 {
+			return false
+		}
+		for i, d := range ds {
+			if d.EventID != newest[i] || d.Status != api.StatusSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+}
