@@ -38,38 +38,18 @@ const relayIDFile = "relay-id"
 // loadRelayID returns the relay id kept in dataDir, generating it on first start.
 func loadRelayID(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, relayIDFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		id := strings.TrimSpace(string(b))
-		if !strings.HasPrefix(id, "rly_") || len(id) > 64 {
-			return "", fmt.Errorf("relay: %s holds no relay id: delete it to generate a new one", path)
+	id, _, err := readOrCreate(path, func() (string, error) {
+		var raw [12]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return "", fmt.Errorf("generate a relay id: %w", err)
 		}
-		return id, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("relay: read the relay id: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return "", fmt.Errorf("relay: create data dir: %w", err)
-	}
-	var raw [12]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("relay: generate a relay id: %w", err)
-	}
-	id := "rly_" + hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("relay: write the relay id: %w", err)
-	}
-	_, err = f.WriteString(id + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("relay: write the relay id: %w", err)
+		return "rly_" + hex.EncodeToString(raw[:]), nil
+	})
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("relay: relay id: %w", err)
+	case !strings.HasPrefix(id, "rly_") || len(id) > 64:
+		return "", fmt.Errorf("relay: %s holds no relay id: delete it to generate a new one", path)
 	}
 	return id, nil
 }

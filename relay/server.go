@@ -5,14 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -241,43 +238,25 @@ func loadToken(cfg Config, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("relay: create data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "api-token")
-	b, err := os.ReadFile(path)
+	tok, created, err := readOrCreate(path, func() (string, error) {
+		var raw [24]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return "", fmt.Errorf("generate api token: %w", err)
+		}
+		return "btk_" + hex.EncodeToString(raw[:]), nil
+	})
 	switch {
-	case err == nil:
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("relay: %s is empty: delete it to generate a new token", path)
-		}
-		if utf8.RuneCountInString(tok) < MinTokenLength {
-			return "", fmt.Errorf("relay: the token in %s is shorter than %d characters: replace it, or delete the file to generate a new token", path, MinTokenLength)
-		}
+	case err != nil:
+		return "", fmt.Errorf("relay: api token: %w", err)
+	case created:
+		log.Info("api token generated", "path", path)
+	case tok == "":
+		return "", fmt.Errorf("relay: %s is empty: delete it to generate a new token", path)
+	case utf8.RuneCountInString(tok) < MinTokenLength:
+		return "", fmt.Errorf("relay: the token in %s is shorter than %d characters: replace it, or delete the file to generate a new token", path, MinTokenLength)
+	default:
 		log.Info("api token loaded", "path", path)
-		return tok, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("relay: read api token: %w", err)
 	}
-	var raw [24]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("relay: generate api token: %w", err)
-	}
-	tok := "btk_" + hex.EncodeToString(raw[:])
-	// O_EXCL: two relays started on one data dir must not each write their own token.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("relay: write api token: %w", err)
-	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("relay: write api token: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("relay: sync api token: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("relay: close api token: %w", err)
-	}
-	log.Info("api token generated", "path", path)
 	return tok, nil
 }
 
