@@ -25,7 +25,8 @@ func (f *fleetLink) adoptLoop(ctx context.Context, db *fleet.DB) {
 	t := time.NewTicker(adoptInterval)
 	defer t.Stop()
 	for {
-		for ctx.Err() == nil {
+		// A relay that has not read the fleet's endpoints yet would refuse every row anyway.
+		for ctx.Err() == nil && f.st.Synced() {
 			actx, cancel := context.WithTimeout(ctx, fleetTimeout)
 			n, err := db.Adopt(actx, handoffBatch, func(hs []fleet.Handoff) error {
 				items := make([]store.HandoffItem, len(hs))

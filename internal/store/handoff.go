@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,17 +92,27 @@ func (s *Store) applyHandedOff(ids []string) {
 	}
 }
 
+// ErrUnknownEndpoint refuses an adoption naming an endpoint this store does not know yet (its
+// copy of the fleet lags): taking the delivery in would drop it, so none is taken and the
+// handed-off rows stay for a later try or another relay.
+var ErrUnknownEndpoint = errors.New("store: handed-off delivery of an endpoint not known here yet")
+
 // Adopt takes in deliveries another relay handed off, as events accepted here with their ids
-// and bodies, due now. Deliveries already here are skipped (an adoption repeated after a crash),
-// as are those of endpoints this relay does not know. It returns once they are durable.
+// and bodies, due now. Deliveries already here are skipped (an adoption repeated after a crash)
+// and malformed ones are ignored; one whose endpoint is not known here refuses the whole
+// adoption (ErrUnknownEndpoint). It returns once they are durable.
 func (s *Store) Adopt(items []HandoffItem) error {
 	byEvent := map[string]*EventRecord{}
 	var order []*EventRecord
 	s.mu.Lock()
 	for _, it := range items {
 		did, ok := parseID("dlv_", it.DeliveryID)
-		if _, dup := s.deliveries[did]; !ok || dup || s.endpoints[it.EndpointID] == nil || !ValidID("evt_", it.EventID) {
+		if _, dup := s.deliveries[did]; !ok || dup || !ValidID("evt_", it.EventID) {
 			continue
+		}
+		if s.endpoints[it.EndpointID] == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %s (delivery %s)", ErrUnknownEndpoint, it.EndpointID, it.DeliveryID)
 		}
 		ev := byEvent[it.EventID]
 		if ev == nil {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -56,6 +57,15 @@ func TestHandoffMovesOpenDeliveries(t *testing.T) {
 	a2 := newCoreFixture(t, optsA)
 	if n := len(a2.s.OpenDeliveryIDs()); n != 0 || len(a2.deliveriesOf(id)) != 1 {
 		t.Fatalf("after a restart A holds %d open deliveries, %d in all", n, len(a2.deliveriesOf(id)))
+	}
+
+	// A relay whose copy lacks the endpoint takes nothing (the rows stay for later).
+	c := newCoreFixture(t, store.Options{Dir: t.TempDir(), WAL: wal.Options{Sync: wal.SyncNone}})
+	if err := c.s.Adopt(items); !errors.Is(err, store.ErrUnknownEndpoint) {
+		t.Fatalf("adopt without the endpoint: %v, want ErrUnknownEndpoint", err)
+	}
+	if n := len(c.s.OpenDeliveryIDs()); n != 0 {
+		t.Fatalf("a refused adoption left %d deliveries", n)
 	}
 
 	for range 2 { // a second adoption of the same rows changes nothing
