@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,7 @@ import (
 )
 
 // changeLog records what the store told OnDelivery.
-type changeLog struct {
-	mu     sync.Mutex
-	states []store.DeliveryState
-}
-
-func (c *changeLog) add(st store.DeliveryState) {
-	c.mu.Lock()
-	c.states = append(c.states, st)
-	c.mu.Unlock()
-}
-
-func (c *changeLog) take() []store.DeliveryState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.states
-	c.states = nil
-	return out
-}
+type changeLog struct{ recorder[store.DeliveryState] }
 
 // one is the single state told since the last take; its View must be what the API shows now.
 func (c *changeLog) one(t *testing.T, f *coreFixture, epID string) store.DeliveryState {

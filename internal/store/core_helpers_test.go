@@ -35,25 +35,28 @@ func (c *coreClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// coreReadyLog records what the store announced through OnReady.
-type coreReadyLog struct {
+// recorder keeps what a store hook was told, for a test to take.
+type recorder[T any] struct {
 	mu    sync.Mutex
-	ready []store.Ready
+	items []T
 }
 
-func (r *coreReadyLog) add(x store.Ready) {
+func (r *recorder[T]) add(x T) {
 	r.mu.Lock()
-	r.ready = append(r.ready, x)
+	r.items = append(r.items, x)
 	r.mu.Unlock()
 }
 
-func (r *coreReadyLog) take() []store.Ready {
+func (r *recorder[T]) take() []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.ready
-	r.ready = nil
+	out := r.items
+	r.items = nil
 	return out
 }
+
+// coreReadyLog records what the store announced through OnReady.
+type coreReadyLog = recorder[store.Ready]
 
 type coreFixture struct {
 	t     *testing.T
