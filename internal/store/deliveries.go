@@ -156,11 +156,14 @@ func (s *Store) Begin(id DeliveryID, now time.Time) (Job, bool) {
 	d.inFlight = true
 	job := Job{
 		Delivery: d.id, EndpointID: d.ep.ID, EventType: d.ev.typeName(),
-		URL: d.ep.URL, Secret: d.ep.Secret, Body: s.memBodies[d.ev.id], N: len(d.attempts) + 1, Test: d.test,
+		URL: d.ep.URL, Secret: d.ep.Secret, N: len(d.attempts) + 1, Test: d.test,
 		Series: len(d.attempts) - int(d.base) + 1,
 	}
 	if d.base == 0 {
 		job.Accepted = d.ev.id.time()
+	}
+	if !s.durable {
+		job.Body = s.memBodies[d.ev.id] // a store without a log keeps bodies here
 	}
 	if d.ep.PrevSecret != "" && now.Before(d.ep.PrevSecretExpires) {
 		job.PrevSecret, job.PrevExpires = d.ep.PrevSecret, d.ep.PrevSecretExpires
