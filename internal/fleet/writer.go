@@ -31,7 +31,8 @@ type DeliveryWriter[V any] struct {
 	opts    WriterOptions[V]
 	mu      sync.Mutex
 	queue   []V           // added since Run last took them; at most opts.Queue
-	kick    chan struct{} // the queue reached BatchSize
+	room    int           // queue length at which Add wakes Run (see arm); under mu
+	kick    chan struct{} // the queue reached room
 	held    atomic.Int64  // states Run holds, written or not
 	dropped atomic.Int64  // by Add, reported by Run
 
@@ -98,7 +99,7 @@ func NewDeliveryWriter[V any](opts WriterOptions[V]) *DeliveryWriter[V] {
 	if opts.OnDrop == nil {
 		opts.OnDrop = func(int64) {}
 	}
-	return &DeliveryWriter[V]{opts: opts, kick: make(chan struct{}, 1)}
+	return &DeliveryWriter[V]{opts: opts, room: opts.BatchSize, kick: make(chan struct{}, 1)}
 }
 
 // Add queues a change without blocking: when the queue is full the change is dropped (and
@@ -109,15 +110,39 @@ func (w *DeliveryWriter[V]) Add(v V) {
 	if n < w.opts.Queue {
 		w.queue = append(w.queue, v)
 	}
+	room := w.room
 	w.mu.Unlock()
 	switch {
 	case n >= w.opts.Queue:
 		w.dropped.Add(1)
-	case n+1 == w.opts.BatchSize:
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+	case n+1 == room:
+		w.wake()
+	}
+}
+
+func (w *DeliveryWriter[V]) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// arm sets the queue length at which Add wakes Run: what completes a batch with the states Run
+// holds, or a whole batch while Run cannot write anyway (a job under way, a backoff), when it
+// looks again on its own. Comparing the queue alone with BatchSize would leave a batch split
+// between queue and pending waiting for the interval. Changes added before the new room was
+// set are caught here.
+func (w *DeliveryWriter[V]) arm(canWrite bool, pending int) {
+	room := w.opts.BatchSize
+	if canWrite {
+		room = max(1, room-pending)
+	}
+	w.mu.Lock()
+	w.room = room
+	n := len(w.queue)
+	w.mu.Unlock()
+	if n >= room {
+		w.wake()
 	}
 }
 
@@ -130,12 +155,10 @@ func (w *DeliveryWriter[V]) Put(ctx context.Context, v V) error {
 		// held, never in neither.
 		if n := len(w.queue); n+int(w.held.Load()) < w.opts.MaxPending/2 && n < w.opts.Queue {
 			w.queue = append(w.queue, v)
+			room := w.room
 			w.mu.Unlock()
-			if n+1 >= w.opts.BatchSize {
-				select {
-				case w.kick <- struct{}{}:
-				default:
-				}
+			if n+1 >= room {
+				w.wake()
 			}
 			return nil
 		}
@@ -237,6 +260,7 @@ func (w *DeliveryWriter[V]) Run(ctx context.Context) {
 		case tick && len(pending) > 0:
 			write()
 		}
+		w.arm(busy == nil && !now.Before(retryAt), len(pending))
 	}
 	for {
 		select {
