@@ -276,8 +276,14 @@ func (s *Store) Finish(o Outcome) (disabled string, err error) {
 	// record survives a crash (at worst a replay repeats it, which at-least-once allows), and
 	// the retry it schedules lies at least one schedule step ahead of the group commit that
 	// makes the record durable. Waiting would cap an endpoint at MaxInFlight attempts per fsync.
+	// Nor does it need an fsync of its own: it rides with the next record someone waits for
+	// (an ingest, usually), which at low rates halves the fsyncs per event.
 	// An endpoint state change is the exception: it is waited for before anyone hears of it.
-	_, wait, err := s.commit(&Record{Kind: KindAttempt, Attempt: a})
+	commit := s.commitLazy
+	if a.Disable != "" {
+		commit = s.commit
+	}
+	_, wait, err := commit(&Record{Kind: KindAttempt, Attempt: a})
 	if err != nil {
 		d.inFlight = false
 	}

@@ -339,6 +339,17 @@ func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millis
 // this one leaves; nothing reads that state without waiting first (see read), and a record
 // that fails leaves the log failed for good, so no later record is decided on it either.
 func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
+	return s.commitRecord(rec, false)
+}
+
+// commitLazy is commit for a record that nobody waits for (see wal.AppendLazy): it goes to
+// disk with the next record someone waits for, within the WAL's LazyDelay. Its wait still
+// works, and makes the record urgent.
+func (s *Store) commitLazy(rec *Record) ([]Ready, func() error, error) {
+	return s.commitRecord(rec, true)
+}
+
+func (s *Store) commitRecord(rec *Record, lazy bool) ([]Ready, func() error, error) {
 	if s.opts.ReadOnly {
 		return nil, nil, ErrReadOnly
 	}
@@ -353,7 +364,11 @@ func (s *Store) commit(rec *Record) ([]Ready, func() error, error) {
 		// Checked here, before Append and apply: a record the log refuses must change nothing.
 		return nil, nil, fmt.Errorf("%w: %d bytes, the WAL holds at most %d", ErrTooLarge, len(b), wal.MaxRecordSize)
 	}
-	pos, wait := s.wal.Append(b)
+	add := s.wal.Append
+	if lazy {
+		add = s.wal.AppendLazy
+	}
+	pos, wait := add(b)
 	if err := s.wal.Err(); err != nil {
 		// Refuse before changing memory: what is not durable must not be acted on.
 		return nil, nil, err

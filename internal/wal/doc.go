@@ -91,4 +91,12 @@
 // fsyncs after every record. SyncNone writes without fsync (commit frames
 // included): it survives a process crash but not power loss, where several unsynced chunks
 // can be damaged at once and Open may then find corruption; it is for benchmarks only.
+//
+// Records appended with AppendLazy (their writer does not wait for them) do not start a write
+// of their own: they wait, up to Options.LazyDelay, for a record someone waits for, or a
+// Barrier, a Rotate, a Remove that needs the segment sealed, a call of their own wait, or Close;
+// then they go in the same chunk and fsync. At low rates that halves the relay's fsyncs (an
+// event's attempt record rides with the next event's), at the price of a window of LazyDelay
+// in which even a process crash can take such a record back. Under SyncAlways they are
+// ordinary appends.
 package wal

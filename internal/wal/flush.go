@@ -12,7 +12,7 @@ func (w *WAL) flushLoop() {
 	defer close(w.flushed)
 	for {
 		w.mu.Lock()
-		for w.pending.empty() && !w.closed {
+		for (w.pending.empty() || !w.pending.urgent) && !w.closed {
 			w.cond.Wait()
 		}
 		if w.pending.empty() && w.closed {
@@ -21,6 +21,9 @@ func (w *WAL) flushLoop() {
 		}
 		w.commitLocked()
 		b := w.pending
+		if b.timer != nil {
+			b.timer.Stop()
+		}
 		w.pending = newBatch()
 		w.inflight = b
 		failed := w.failed

@@ -30,6 +30,9 @@ func Open(opts Options, from Position, fn func(pos Position, data []byte) error)
 	if opts.SlowFsync <= 0 {
 		opts.SlowFsync = DefaultSlowFsync
 	}
+	if opts.LazyDelay == 0 {
+		opts.LazyDelay = DefaultLazyDelay
+	}
 	w := &WAL{
 		opts:    opts,
 		fs:      opts.FS,

@@ -44,6 +44,7 @@ func powerLoss(t testing.TB, seed uint64) {
 		Sync:        policy,
 		SegmentSize: int64(256 + r.IntN(4096)),
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LazyDelay:   []time.Duration{time.Millisecond, time.Hour}[r.IntN(2)],
 	}
 	cfs := o.FS.(*crashfs.FS)
 	w, err := wal.Open(o, wal.Position{}, func(wal.Position, []byte) error { return nil })
@@ -66,12 +67,22 @@ func powerLoss(t testing.TB, seed uint64) {
 				data := fmt.Appendf(nil, "writer %d record %d ", g, i)
 				data = append(data, bytes.Repeat([]byte{byte(g + 1)}, wr.IntN(maxSize))...)
 				// Appenders serialise on mu, so a record's "snapshot" order is its append order.
+				// A third of the records are lazy; half of those nobody waits for (they may be
+				// lost, but must never come back wrong or out of order).
+				kind := wr.IntN(6)
+				add := w.Append
+				if kind < 2 {
+					add = w.AppendLazy
+				}
 				mu.Lock()
-				pos, wait := w.Append(data)
+				pos, wait := add(data)
 				if pos != (wal.Position{}) {
 					appended[pos] = data
 				}
 				mu.Unlock()
+				if kind == 0 {
+					continue
+				}
 				if err := wait(); err != nil {
 					return
 				}

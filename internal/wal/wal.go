@@ -91,7 +91,14 @@ type Options struct {
 	// SlowFsync is how long an fsync may take before it is logged as a warning, as etcd
 	// does (default 1 s): a slow disk delays every acknowledgement behind it.
 	SlowFsync time.Duration
+	// LazyDelay is how long records appended with AppendLazy may wait for a record someone
+	// waits for, so that one write and one fsync cover both (default 10 ms; negative: no
+	// wait, AppendLazy is Append). It bounds what a crash can take back of them.
+	LazyDelay time.Duration
 }
+
+// DefaultLazyDelay is how long lazy records wait for company by default.
+const DefaultLazyDelay = 10 * time.Millisecond
 
 // DefaultSlowFsync is the fsync duration past which a warning is logged.
 const DefaultSlowFsync = time.Second
@@ -142,8 +149,13 @@ type batch struct {
 	buf  []byte
 	cuts []cut // where later records start going into a new segment
 	open bool  // buf ends with records that no commit slot closes yet
-	done chan struct{}
-	err  error
+	// urgent: someone waits for the batch (an Append, a Barrier, a wait called), so the
+	// flusher takes it now; until then it holds only lazy records, and timer makes it
+	// urgent after LazyDelay.
+	urgent bool
+	timer  *time.Timer
+	done   chan struct{}
+	err    error
 }
 
 type cut struct {
@@ -162,6 +174,21 @@ func (w *WAL) path(seq uint64) string {
 // Append queues a record and returns its position and a wait that returns once the record is
 // durable under the sync policy (or the error that stopped it). It never blocks on I/O.
 func (w *WAL) Append(data []byte) (Position, func() error) {
+	return w.append(data, false)
+}
+
+// AppendLazy is Append for a record that nobody waits for yet: it is written (and fsynced)
+// with the next record someone waits for, or after Options.LazyDelay, whichever comes first,
+// instead of costing a write and an fsync of its own. Its order among records is the order of
+// calls, as with Append. Calling the wait it returns makes the record urgent.
+//
+// Use it where losing the record to a crash is allowed (its effect already happened and is
+// repeated on replay), and nothing is announced before it is durable.
+func (w *WAL) AppendLazy(data []byte) (Position, func() error) {
+	return w.append(data, w.opts.LazyDelay > 0 && w.opts.Sync != SyncAlways)
+}
+
+func (w *WAL) append(data []byte, lazy bool) (Position, func() error) {
 	w.mu.Lock()
 	if err := w.stateErr(); err != nil {
 		w.mu.Unlock()
@@ -188,9 +215,28 @@ func (w *WAL) Append(data []byte) (Position, func() error) {
 	}
 	w.tailOff += size
 	w.written += size
-	w.cond.Signal()
+	if !lazy || b.urgent { // an urgent batch may have been empty when the flusher last looked
+		w.urgeLocked(b)
+		w.mu.Unlock()
+		return pos, func() error { <-b.done; return b.err }
+	}
+	if !b.urgent && b.timer == nil {
+		b.timer = time.AfterFunc(w.opts.LazyDelay, func() { w.urge(b) })
+	}
 	w.mu.Unlock()
-	return pos, func() error { <-b.done; return b.err }
+	return pos, func() error { w.urge(b); <-b.done; return b.err }
+}
+
+// urgeLocked makes b urgent and wakes the flusher for it. Harmless for a batch already taken.
+func (w *WAL) urgeLocked(b *batch) {
+	b.urgent = true
+	w.cond.Signal()
+}
+
+func (w *WAL) urge(b *batch) {
+	w.mu.Lock()
+	w.urgeLocked(b)
+	w.mu.Unlock()
 }
 
 // Barrier returns a wait that returns once every record appended before the call is durable
@@ -210,6 +256,7 @@ func (w *WAL) Barrier() func() error {
 		}
 		return func() error { return err }
 	}
+	w.urgeLocked(b)
 	return func() error { <-b.done; return b.err }
 }
 
@@ -220,7 +267,7 @@ func (w *WAL) Rotate() Position {
 	defer w.mu.Unlock()
 	if w.tailOff > segmentHeaderSize && w.stateErr() == nil {
 		w.cutLocked()
-		w.cond.Signal()
+		w.urgeLocked(w.pending)
 	}
 	return Position{Segment: w.tailSeg, Offset: w.tailOff}
 }
@@ -359,6 +406,7 @@ func (w *WAL) Remove(seq uint64) error {
 	w.mu.Lock()
 	// Before the flusher reaches the cut, seq may still be written to, or not exist yet.
 	for seq >= w.writing && seq < w.tailSeg && w.failed == nil {
+		w.urgeLocked(w.pending) // the cut may sit behind lazy records
 		w.sealed.Wait()
 	}
 	if seq >= w.writing {
