@@ -8,7 +8,6 @@
 package delivery
 
 import (
-	"container/heap"
 	"context"
 	"log/slog"
 	"sync"
@@ -110,8 +109,8 @@ func (e *Engine) Ready(r store.Ready) {
 		e.enqueue(r.EndpointID, r.Delivery)
 		return
 	}
-	heap.Push(&e.timers, r)
-	if e.timers[0].Delivery == r.Delivery {
+	e.timers.push(timer{due: r.Due.UnixNano(), id: r.Delivery, ep: r.EndpointID})
+	if e.timers[0].id == r.Delivery {
 		select {
 		case e.wake <- struct{}{}:
 		default:
@@ -125,15 +124,7 @@ func (e *Engine) Ready(r store.Ready) {
 func (e *Engine) Drop(endpointID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	kept := e.timers[:0]
-	for _, r := range e.timers {
-		if r.EndpointID != endpointID {
-			kept = append(kept, r)
-		}
-	}
-	clear(e.timers[len(kept):])
-	e.timers = kept
-	heap.Init(&e.timers)
+	e.timers.dropEndpoint(endpointID)
 	if q, ok := e.queues[endpointID]; ok {
 		// Workers already running finish the attempt they began; the rest of the queue goes.
 		clear(q.ready)
@@ -195,13 +186,13 @@ func (e *Engine) timerLoop() {
 	for {
 		e.mu.Lock()
 		now := time.Now()
-		for len(e.timers) > 0 && !e.timers[0].Due.After(now) {
-			r := heap.Pop(&e.timers).(store.Ready)
-			e.enqueue(r.EndpointID, r.Delivery)
+		for len(e.timers) > 0 && e.timers[0].due <= now.UnixNano() {
+			t := e.timers.pop()
+			e.enqueue(t.ep, t.id)
 		}
 		next := time.Hour
 		if len(e.timers) > 0 {
-			next = e.timers[0].Due.Sub(now)
+			next = time.Duration(e.timers[0].due - now.UnixNano())
 		}
 		e.mu.Unlock()
 		t.Reset(next)
@@ -364,18 +355,4 @@ func (e *Engine) observe(o Observer, job store.Job, res result, out store.Outcom
 	if disabled != "" {
 		o.Disabled(disabled)
 	}
-}
-
-// timerHeap orders deliveries by due time.
-type timerHeap []store.Ready
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].Due.Before(h[j].Due) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(store.Ready)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return r
 }

@@ -53,7 +53,7 @@ func TestEngineDropsTimersOfStoppedEndpoints(t *testing.T) {
 	if n := e.Scheduled(); n != 1 {
 		t.Fatalf("a rename dropped timers: %d scheduled, want 1", n)
 	}
-	if len(e.timers) != 1 || e.timers[0].EndpointID != c {
+	if len(e.timers) != 1 || e.timers[0].ep != c {
 		t.Fatalf("the timer left is %+v, want c's", e.timers)
 	}
 }
