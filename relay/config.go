@@ -52,6 +52,7 @@ type Config struct {
 	SnapshotBytes        int64
 	SnapshotInterval     time.Duration
 	MemoryLimit          int64
+	MemoryLimitGiven     bool // by flag or environment; otherwise a container's limit may lower it
 	PprofListen          string
 	MetricsListen        string
 	LogFormat            string
@@ -131,7 +132,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&idemCache, "idempotency-cache", env("BLAMETRAIL_IDEMPOTENCY_CACHE", "100000"), "ingest idempotency keys remembered (LRU)")
 	fs.StringVar(&snapBytes, "snapshot-bytes", env("BLAMETRAIL_SNAPSHOT_BYTES", "67108864"), "take a snapshot after this many bytes of WAL")
 	fs.StringVar(&snapInterval, "snapshot-interval", env("BLAMETRAIL_SNAPSHOT_INTERVAL", "5m"), "take a snapshot at least this often while state changes")
-	fs.StringVar(&memLimit, "memory-limit", env("BLAMETRAIL_MEMORY_LIMIT", "402653184"), "soft memory limit in bytes for the Go runtime (0 = none; GOMEMLIMIT wins when set)")
+	fs.StringVar(&memLimit, "memory-limit", env("BLAMETRAIL_MEMORY_LIMIT", strconv.Itoa(DefaultMemoryLimit)), "soft memory limit in bytes for the Go runtime (0 = none; GOMEMLIMIT wins when set); when not given, 90% of the container's memory limit if that is lower")
 	fs.StringVar(&c.PprofListen, "pprof-listen", env("BLAMETRAIL_PPROF_LISTEN", ""), "serve Go profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", env("BLAMETRAIL_METRICS_LISTEN", ""), "also serve /metrics without auth on this address (e.g. 127.0.0.1:9090); /metrics on --listen (or --admin-listen) keeps requiring the token")
 	fs.StringVar(&c.LogFormat, "log-format", env("BLAMETRAIL_LOG_FORMAT", "text"), "text or json")
@@ -173,6 +174,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.HistoryPayloadBytes = int64(p.integer("history-payload-bytes", histPayload, 0, 1<<50))
 	c.SnapshotBytes = int64(p.integer("snapshot-bytes", snapBytes, 1<<20, 1<<40))
 	c.MemoryLimit = int64(p.integer("memory-limit", memLimit, 0, 1<<40))
+	c.MemoryLimitGiven = getenv("BLAMETRAIL_MEMORY_LIMIT") != ""
+	fs.Visit(func(f *flag.Flag) { c.MemoryLimitGiven = c.MemoryLimitGiven || f.Name == "memory-limit" })
 	c.SnapshotInterval = p.duration("snapshot-interval", snapInterval, time.Second, 24*time.Hour)
 	c.AllowPrivateNetworks = p.boolean("allow-private-networks", allowPrivate)
 	switch c.Fsync {

@@ -168,6 +168,32 @@ func TestLoadConfigSources(t *testing.T) {
 			},
 		},
 		{
+			name: "memory limit: the default is not given (a container's limit may lower it)",
+			check: func(t *testing.T, c relay.Config) {
+				if c.MemoryLimit != relay.DefaultMemoryLimit || c.MemoryLimitGiven {
+					t.Errorf("MemoryLimit %d given %v, want the default, not given", c.MemoryLimit, c.MemoryLimitGiven)
+				}
+			},
+		},
+		{
+			name: "memory limit given by flag",
+			args: []string{"--memory-limit", "0"},
+			check: func(t *testing.T, c relay.Config) {
+				if c.MemoryLimit != 0 || !c.MemoryLimitGiven {
+					t.Errorf("MemoryLimit %d given %v, want 0, given", c.MemoryLimit, c.MemoryLimitGiven)
+				}
+			},
+		},
+		{
+			name: "memory limit given by environment",
+			env:  envOf("BLAMETRAIL_MEMORY_LIMIT", "104857600"),
+			check: func(t *testing.T, c relay.Config) {
+				if c.MemoryLimit != 100<<20 || !c.MemoryLimitGiven {
+					t.Errorf("MemoryLimit %d given %v, want 100 MiB, given", c.MemoryLimit, c.MemoryLimitGiven)
+				}
+			},
+		},
+		{
 			name: "empty environment values fall back to defaults",
 			env:  envOf("BLAMETRAIL_LISTEN", "", "BLAMETRAIL_ALLOW_HTTP", ""),
 			check: func(t *testing.T, c relay.Config) {

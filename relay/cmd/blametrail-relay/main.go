@@ -52,8 +52,16 @@ func run() int {
 	slog.SetDefault(log)
 	// A soft limit makes the collector work harder near it instead of letting the heap double:
 	// a sidecar's memory is bounded by configuration, not by the backlog.
-	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		cgroupMax, err := relay.CgroupMemoryMax("/sys/fs/cgroup")
+		if err != nil {
+			log.Warn("memory limit: the container's limit could not be read; using the configured one", "err", err)
+		}
+		limit, source := relay.EffectiveMemoryLimit(cfg.MemoryLimit, cfg.MemoryLimitGiven, cgroupMax)
+		if limit > 0 {
+			debug.SetMemoryLimit(limit)
+		}
+		log.Info("go soft memory limit", "bytes", limit, "from", source)
 	}
 
 	// Before anything else touches the data dir, or the port: a second relay started by
