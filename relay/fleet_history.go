@@ -69,6 +69,12 @@ func (f *fleetLink) newHistoryWriter() *fleet.DeliveryWriter[store.DeliveryState
 			if db == nil {
 				return errStoreUnavailable
 			}
+			// The rows' states were published before their records were durable (an attempt's
+			// record rides with the next one someone waits for): the view must never show a
+			// state a crash could take back, since a version it shows is never lowered.
+			if err := f.st.Durable(); err != nil {
+				return err
+			}
 			_, err := db.UpsertDeliveries(ctx, f.relayID, rows)
 			return err
 		},

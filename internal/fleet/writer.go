@@ -25,8 +25,10 @@ import (
 // repairs what was dropped, or lost with a process that was killed.
 //
 // V is the caller's change type (the relay's store.DeliveryState), turned into a DeliveryRow
-// only when written. Add costs a copy of V appended under a mutex, and a wake-up of Run per
-// BatchSize changes, not per change.
+// only when written. Add costs a copy of V appended under a mutex, and a wake-up of Run when
+// the changes queued would complete a batch with the deliveries Run holds: once per BatchSize
+// changes of new deliveries. (Changes that only update deliveries Run already holds can wake it
+// once each while it holds BatchSize-1 of them, which lasts until the next Interval.)
 type DeliveryWriter[V any] struct {
 	opts    WriterOptions[V]
 	mu      sync.Mutex

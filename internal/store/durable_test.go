@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -233,4 +234,56 @@ func TestIdempotencyKeyReusedWithAnotherBody(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s3.Close() })
 	check(s3, "after a snapshot")
+}
+
+// TestDurableCoversLazyAttempts: an attempt's record is not on disk when Finish returns (it
+// waits for company, see wal.AppendLazy), so a crash then takes its state back; Durable makes
+// it durable, which is what the fleet's deliveries view waits for before it shows a state.
+func TestDurableCoversLazyAttempts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, WAL: wal.Options{LazyDelay: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.CreateEndpoint(persistInput("https://a.example/h", "a"), "whsec_a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ingest(api.IngestInput{Type: api.TypeIncidentOpened, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Pending()[0]
+	if _, ok := s.Begin(r.Delivery, time.Now()); !ok {
+		t.Fatal("not claimable")
+	}
+	if _, err := s.Finish(Outcome{Delivery: r.Delivery, Attempt: Attempt{N: 1, At: time.Now(), StatusCode: 200}, Success: true}); err != nil {
+		t.Fatal(err)
+	}
+	// statusAfterCrash opens a copy of what is on disk now, as a kill -9 would leave it.
+	statusAfterCrash := func() string {
+		t.Helper()
+		crashed := t.TempDir()
+		if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+		s2, err := Open(Options{Dir: crashed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		d, err := s2.Delivery(r.Delivery.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Status
+	}
+	if got := statusAfterCrash(); got != api.StatusPending {
+		t.Fatalf("right after Finish a crash leaves the delivery %s; want pending (the attempt's record waits for company)", got)
+	}
+	if err := s.Durable(); err != nil {
+		t.Fatal(err)
+	}
+	if got := statusAfterCrash(); got != api.StatusSucceeded {
+		t.Fatalf("after Durable a crash leaves the delivery %s, want succeeded", got)
+	}
 }

@@ -52,8 +52,11 @@ func run() int {
 	slog.SetDefault(log)
 	// A soft limit makes the collector work harder near it instead of letting the heap double:
 	// a sidecar's memory is bounded by configuration, not by the backlog.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		cgroupMax, err := relay.CgroupMemoryMax("/sys/fs/cgroup")
+	if os.Getenv("GOMEMLIMIT") != "" {
+		log.Info("go soft memory limit", "bytes", debug.SetMemoryLimit(-1), "from", "GOMEMLIMIT")
+	} else {
+		self, _ := os.ReadFile("/proc/self/cgroup") // none: only the mount's root is read
+		cgroupMax, err := relay.CgroupMemoryMax("/sys/fs/cgroup", self)
 		if err != nil {
 			log.Warn("memory limit: the container's limit could not be read; using the configured one", "err", err)
 		}
