@@ -201,3 +201,13 @@ func (s *Store) DeliveryStates(endpointID string, after DeliveryID, n int) (stat
 	}
 	return states, i < len(ep.deliveries)
 }
+
+// Durable returns once every record applied so far is durable, or the error that stopped the
+// log. A hook told of a state before its record is durable (OnDelivery, OnOutcome) calls it
+// before it shows that state to anyone: until then a crash can take the state back.
+func (s *Store) Durable() error {
+	s.mu.Lock()
+	wait := s.barrier()
+	s.mu.Unlock()
+	return wait()
+}

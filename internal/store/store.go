@@ -395,16 +395,6 @@ func (s *Store) barrier() func() error {
 	return s.wal.Barrier()
 }
 
-// Durable returns once every record applied so far is durable, or the error that stopped the
-// log. A hook told of a state before its record is durable (OnDelivery, OnOutcome) calls it
-// before it shows that state to anyone: until then a crash can take the state back.
-func (s *Store) Durable() error {
-	s.mu.Lock()
-	wait := s.barrier()
-	s.mu.Unlock()
-	return wait()
-}
-
 // stopped tells OnStop that an endpoint's deliveries will not be attempted (disabled or
 // deleted); callers have waited for its record.
 func (s *Store) stopped(endpointID string) {
