@@ -103,11 +103,25 @@ func (d *Dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	return d.connect(ctx, permitted, uint16(port))
 }
 
-// resolve returns host's addresses, unmapped and deduplicated. IP literals
-// bypass the resolver so they cannot be reinterpreted by it.
+// resolve returns host's addresses, unmapped and deduplicated. IP literals,
+// including the numeric IPv4 forms CheckURL reads as addresses, bypass the
+// resolver so they cannot be reinterpreted by it.
 func (d *Dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip.Unmap()}, nil
+	}
+	// CheckURL reads a host whose last label is numeric ("127.1", "2130706433", "0x7f.1",
+	// "127.0.0.1.") as the IPv4 address the WHATWG URL standard makes of it, and judged that
+	// address. Dial the same one: Go's resolver finds no such name (the URL was accepted but
+	// could never be delivered) and others may read it their own way.
+	if name, err := foldHost(host); err == nil {
+		if name = strings.TrimRight(name, "."); name != "" && endsInNumber(name) {
+			ip, ok := parseIPv4Permissive(name)
+			if !ok {
+				return nil, fmt.Errorf("%w: host %s looks like an IPv4 address but is not a valid one", ErrInvalidURL, host)
+			}
+			return []netip.Addr{ip}, nil
+		}
 	}
 
 	var (

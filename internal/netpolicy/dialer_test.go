@@ -144,6 +144,12 @@ func TestDialerRefuses(t *testing.T) {
 		{"literal v6", nil, "[::1]:443", []string{"::1 (loopback)"}},
 		{"literal mapped v6", nil, "[::ffff:127.0.0.1]:443", []string{"127.0.0.1 (loopback)"}},
 		{"literal unspecified", nil, "0.0.0.0:443", []string{"0.0.0.0 (unspecified)"}},
+		// The numeric forms CheckURL reads as IPv4 addresses are literals here too.
+		{"decimal v4", nil, "2130706433:443", []string{"127.0.0.1 (loopback)"}},
+		{"hex v4", nil, "0x7f.1:443", []string{"127.0.0.1 (loopback)"}},
+		{"octal v4", nil, "0177.0.0.1:443", []string{"127.0.0.1 (loopback)"}},
+		{"short v4", nil, "127.1:443", []string{"127.0.0.1 (loopback)"}},
+		{"v4 with trailing dot", nil, "169.254.169.254.:80", []string{"169.254.169.254 (link-local)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +201,65 @@ func TestDialerAllowPrivateConnects(t *testing.T) {
 	}
 	if got := rec.dialed(); len(got) != 1 || got[0] != "127.0.0.1:"+port {
 		t.Errorf("dialled %v, want [127.0.0.1:%s]", got, port)
+	}
+}
+
+// A host CheckURL accepted as an IPv4 address in one of its numeric forms is
+// dialled at that address, never looked up: Go's resolver knows no such
+// name, so the endpoint was accepted but every attempt failed "no such host".
+func TestDialerNumericIPv4Hosts(t *testing.T) {
+	port := listen(t)
+	tests := []struct {
+		host      string
+		wantValid bool
+	}{
+		{"127.0.0.1.", true},
+		{"2130706433", true},
+		{"2130706433.", true},
+		{"0x7f000001", true},
+		{"0X7F.1", true},
+		{"017700000001", true},
+		{"0177.0.0.1", true},
+		{"127.1", true},
+		{"127.0.1", true},
+		{"256.1", false},
+		{"4294967296", false},
+		{"1.2.3.4.5", false},
+		{"hook.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			policy := Policy{AllowHTTP: true, AllowPrivate: true}
+			url := "http://" + tt.host + ":" + port + "/webhook"
+			if err := policy.CheckURL(url); (err == nil) != tt.wantValid {
+				t.Fatalf("CheckURL(%q) = %v; this test expects valid=%v", url, err, tt.wantValid)
+			}
+			d, res, rec := newTestDialer(t, policy, nil)
+			c, err := d.Dial(tt.host + ":" + port)
+			if tt.wantValid {
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				expectGreeting(t, c)
+				if got := rec.dialed(); len(got) != 1 || got[0] != "127.0.0.1:"+port {
+					t.Errorf("dialled %v, want [127.0.0.1:%s]", got, port)
+				}
+			} else {
+				if err == nil {
+					c.Close()
+					t.Fatal("Dial succeeded, want ErrInvalidURL")
+				}
+				if !errors.Is(err, ErrInvalidURL) {
+					t.Errorf("Dial = %v, want error wrapping ErrInvalidURL", err)
+				}
+				if got := rec.dialed(); len(got) != 0 {
+					t.Errorf("dialled %v, want nothing", got)
+				}
+			}
+			if n := res.lookups(); n != 0 {
+				t.Errorf("numeric host went through the resolver %d times", n)
+			}
+		})
 	}
 }
 
