@@ -76,6 +76,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, role listenerRole) {
 // …/deliveries/{delivery_id}/resend (the secret routes are in handlers_secret.go).
 func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
 	id, sub, _ := strings.Cut(rest, "/")
+	if id == "" {
+		// "/api/webhooks/endpoints/" names no endpoint, not a missing one: endpoint_not_found
+		// would tell a client (the provider drops it from state) that some endpoint is gone.
+		routeNotFound(ctx)
+		return
+	}
 	var ok bool
 	var dlv string
 	if d, ok := strings.CutPrefix(sub, "deliveries/"); ok {
