@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 	"github.com/blametrail/terraform-provider-blametrail/internal/metrics"
 	"github.com/blametrail/terraform-provider-blametrail/internal/store"
 )
@@ -71,10 +73,8 @@ func listenMetrics(addr string, rm *relayMetrics, log *slog.Logger) (func(contex
 	if err != nil {
 		return nil, fmt.Errorf("relay: --metrics-listen: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+metricsPath, rm.m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: metricsOnly(rm.m.Handler()), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: readBufferSize}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", "err", err)
@@ -82,4 +82,32 @@ func listenMetrics(addr string, rm *relayMetrics, log *slog.Logger) (func(contex
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String(), "path", metricsPath)
 	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
+}
+
+// metricsOnly serves h at metricsPath (GET and HEAD) and answers everything else as the other
+// listeners do: a JSON error body, route_not_found for any other path (no redirect to a cleaned
+// one) and method_not_allowed with Allow.
+func metricsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != metricsPath:
+			writeHTTPError(w, http.StatusNotFound, api.CodeRouteNotFound, "no route "+truncate(r.URL.Path, 100))
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeHTTPError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				"method "+truncate(r.Method, 16)+" not allowed; use GET or HEAD")
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }

@@ -269,6 +269,69 @@ func TestMetrics(t *testing.T) {
 	checkAlive(t, r)
 }
 
+// TestMetricsListenerErrors: --metrics-listen serves /metrics and nothing else, and answers the
+// rest as every other listener does: a JSON error body, 404 route_not_found for another path
+// (never a redirect to a cleaned one), 405 with Allow for another method, 431 for headers over
+// 8 KiB.
+func TestMetricsListenerErrors(t *testing.T) {
+	t.Parallel()
+	r := relaytest.Start(t, relaytest.Options{Args: []string{"--metrics-listen", "127.0.0.1:0"}})
+	base := "http://" + metricsAddr(t, r)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	tests := []struct {
+		name, method, path string
+		header             string // X-Pad of this many bytes when not empty
+		status             int
+		code               string // "" = not a JSON error
+		allow              string
+	}{
+		{name: "metrics", method: "GET", path: "/metrics", status: http.StatusOK},
+		{name: "metrics head", method: "HEAD", path: "/metrics", status: http.StatusOK},
+		{name: "unknown path", method: "GET", path: "/api/webhooks/endpoints", status: http.StatusNotFound, code: api.CodeRouteNotFound},
+		{name: "root", method: "GET", path: "/", status: http.StatusNotFound, code: api.CodeRouteNotFound},
+		{name: "healthz is not served here", method: "GET", path: "/healthz", status: http.StatusNotFound, code: api.CodeRouteNotFound},
+		{name: "dot segments", method: "GET", path: "/metrics/../api/info", status: http.StatusNotFound, code: api.CodeRouteNotFound},
+		{name: "trailing slash", method: "GET", path: "/metrics/", status: http.StatusNotFound, code: api.CodeRouteNotFound},
+		{name: "post", method: "POST", path: "/metrics", status: http.StatusMethodNotAllowed, code: "method_not_allowed", allow: "GET, HEAD"},
+		{name: "delete", method: "DELETE", path: "/metrics", status: http.StatusMethodNotAllowed, code: "method_not_allowed", allow: "GET, HEAD"},
+		{name: "headers over 8 KiB", method: "GET", path: "/metrics", header: strings.Repeat("a", 16<<10), status: http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The request line carries the path exactly as written.
+			req.URL.Opaque = tt.path
+			if tt.header != "" {
+				req.Header.Set("X-Pad", tt.header)
+			}
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			if tt.code == "" {
+				if resp.StatusCode != tt.status {
+					t.Fatalf("%s %s = %d, want %d; body %.200s", tt.method, tt.path, resp.StatusCode, tt.status, body)
+				}
+				return
+			}
+			checkErrorBody(t, resp.StatusCode, body.Bytes(), tt.status, tt.code)
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", ct)
+			}
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
 // TestMetricsQueueDepth: deliveries not yet finished, in flight included, count in their
 // endpoint's queue depth until they finish.
 func TestMetricsQueueDepth(t *testing.T) {
