@@ -277,17 +277,43 @@ func (s *Server) allow(ctx *fasthttp.RequestCtx, methods ...string) bool {
 	return false
 }
 
-// requireJSON answers 415 unless the body is declared as JSON.
+// requireJSON answers 415 unless the body is declared as uncompressed UTF-8 JSON. A body the
+// relay would read as something it is not gets a clear refusal instead: gzip bytes would be a
+// confusing 400 malformed_json, and latin-1 text that happens to be valid UTF-8 would be stored
+// and delivered with another meaning.
 func requireJSON(ctx *fasthttp.RequestCtx) bool {
-	ct := string(ctx.Request.Header.ContentType())
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	if mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return true
+	if ce := strings.TrimSpace(string(ctx.Request.Header.ContentEncoding())); ce != "" && !strings.EqualFold(ce, "identity") {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Encoding "+quoteOrNone(ce)+" is not supported; send the body uncompressed")
+		return false
 	}
-	writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type",
-		"Content-Type must be application/json, got "+quoteOrNone(ct))
-	return false
+	ct := string(ctx.Request.Header.ContentType())
+	mt, params, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if mt != "application/json" && (!strings.HasPrefix(mt, "application/") || !strings.HasSuffix(mt, "+json")) {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Type must be application/json, got "+quoteOrNone(ct))
+		return false
+	}
+	if cs, ok := charsetParam(params); ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type",
+			"charset "+quoteOrNone(cs)+" is not supported; JSON bodies are UTF-8 (RFC 8259)")
+		return false
+	}
+	return true
+}
+
+// charsetParam finds the charset parameter among a Content-Type's parameters ("; a=b; ...").
+func charsetParam(params string) (string, bool) {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, v, _ := strings.Cut(p, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "charset") {
+			return strings.Trim(strings.TrimSpace(v), `"`), true
+		}
+	}
+	return "", false
 }
 
 func pageArgs(ctx *fasthttp.RequestCtx) (limit int, cursor string, ok bool) {
