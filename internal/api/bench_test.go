@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -21,6 +22,22 @@ func BenchmarkParseIngestUTF8(b *testing.B) {
 	body := []byte(`{"type":"incident.opened","id":"src-😀","data":{"incident_id":"inc_1","title":"` +
 		strings.Repeat("é✓😀", 80) + `","esc":"` + strings.Repeat(`\ud83d\ude00`, 20) + `"}}`)
 	benchIngest(b, body)
+}
+
+// BenchmarkParseIngestManyNames is the duplicate-name check's worst case within the body
+// limit: one object of 25,000 names (about 256 KiB), which takes the check past its linear
+// scan to a set of names.
+func BenchmarkParseIngestManyNames(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"type":"incident.opened","data":{`)
+	for i := range 25_000 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`"k` + strconv.Itoa(i) + `":0`)
+	}
+	sb.WriteString(`}}`)
+	benchIngest(b, []byte(sb.String()))
 }
 
 func benchIngest(b *testing.B, body []byte) {

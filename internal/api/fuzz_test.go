@@ -121,13 +121,22 @@ func FuzzParseEndpoint(f *testing.F) {
 	})
 }
 
+// strictCode reports whether code is one of the rules StrictJSON checks.
+func strictCode(code string) bool {
+	switch code {
+	case api.CodeInvalidUTF8, api.CodeNestingTooDeep, api.CodeDuplicateKey, api.CodeNumberOutOfRange:
+		return true
+	}
+	return false
+}
+
 func netpolicyFor(allowHTTP, allowPrivate bool) netpolicy.Policy {
 	return netpolicy.Policy{AllowHTTP: allowHTTP, AllowPrivate: allowPrivate}
 }
 
-// checkStrict asserts the UTF-8 and nesting rules on a parser's result: an object that
-// encoding/json accepts but StrictJSON does not is refused with invalid_utf8 or
-// nesting_too_deep at a plausible offset, and no body StrictJSON accepts is refused for them.
+// checkStrict asserts the rules encoding/json does not apply on a parser's result: an object
+// that encoding/json accepts but StrictJSON does not is refused with one of their codes at a
+// plausible offset, and no body StrictJSON accepts is refused for them.
 func checkStrict(t *testing.T, body []byte, err error) {
 	t.Helper()
 	if !json.Valid(body) {
@@ -138,7 +147,7 @@ func checkStrict(t *testing.T, body []byte, err error) {
 	}
 	if api.StrictJSON(body) {
 		var ve *api.ValidationError
-		if errors.As(err, &ve) && (ve.Code == api.CodeInvalidUTF8 || ve.Code == api.CodeNestingTooDeep) {
+		if errors.As(err, &ve) && strictCode(ve.Code) {
 			t.Fatalf("%s for a body StrictJSON accepts: %v: %q", ve.Code, err, body)
 		}
 		return
@@ -150,8 +159,8 @@ func checkStrict(t *testing.T, body []byte, err error) {
 		return
 	}
 	var ve *api.ValidationError
-	if !errors.As(err, &ve) || ve.Code != api.CodeInvalidUTF8 && ve.Code != api.CodeNestingTooDeep {
-		t.Fatalf("err = %v, want invalid_utf8 or nesting_too_deep, for %q", err, body)
+	if !errors.As(err, &ve) || !strictCode(ve.Code) {
+		t.Fatalf("err = %v, want invalid_utf8, nesting_too_deep, duplicate_key or number_out_of_range, for %q", err, body)
 	}
 	if !api.PlausibleProblem(body, ve.Code, ve.Offset) {
 		t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, body)

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -10,15 +11,27 @@ import (
 
 // StrictJSON is the fuzz tests' oracle for the rules encoding/json does not apply: for a body
 // that encoding/json accepts, it reports whether the body is also UTF-8 (no invalid bytes, no
-// escaped lone surrogate) and nests at most MaxNestingDepth levels below its own object. It is
-// written apart from the scanner (encoding/json's token stream, a separate escape walk) so the
-// two check each other.
+// escaped lone surrogate), nests at most MaxNestingDepth levels below its own object, names no
+// member twice in one object, and has no number beyond a 64-bit float's range. It is written
+// apart from the scanner (encoding/json's token stream, a separate escape walk) so the two
+// check each other.
 func StrictJSON(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	depth, prev := 0, 0
+	dec.UseNumber()
+	type frame struct {
+		names     map[string]bool // nil in an array
+		expectKey bool
+	}
+	var stack []frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].names != nil {
+			stack[n-1].expectKey = true
+		}
+	}
+	prev := 0
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -27,18 +40,40 @@ func StrictJSON(b []byte) bool {
 		end := int(dec.InputOffset())
 		switch tok := tok.(type) {
 		case json.Delim:
-			if tok == '{' || tok == '[' {
-				if depth++; depth > MaxNestingDepth+1 {
+			switch tok {
+			case '{', '[':
+				if len(stack) > MaxNestingDepth {
 					return false
 				}
-			} else {
-				depth--
+				f := frame{}
+				if tok == '{' {
+					f = frame{names: map[string]bool{}, expectKey: true}
+				}
+				stack = append(stack, f)
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
 			}
 		case string:
 			raw := b[prev:end]
 			if hasLoneSurrogate(raw[bytes.IndexByte(raw, '"'):]) {
 				return false
 			}
+			if n := len(stack); n > 0 && stack[n-1].names != nil && stack[n-1].expectKey {
+				if stack[n-1].names[tok] {
+					return false
+				}
+				stack[n-1].names[tok], stack[n-1].expectKey = true, false
+			} else {
+				valueDone()
+			}
+		case json.Number:
+			if f, _ := strconv.ParseFloat(string(tok), 64); math.IsInf(f, 0) {
+				return false
+			}
+			valueDone()
+		default: // true, false, null
+			valueDone()
 		}
 		prev = end
 	}
@@ -74,7 +109,7 @@ func hasLoneSurrogate(s []byte) bool {
 }
 
 // PlausibleProblem reports whether off in b is where a problem of that code can be: an
-// invalid UTF-8 sequence or a surrogate escape, or an opening bracket.
+// invalid UTF-8 sequence or a surrogate escape, an opening bracket, a name, or a number.
 func PlausibleProblem(b []byte, code string, off int) bool {
 	if off <= 0 || off >= len(b) {
 		return false
@@ -91,6 +126,10 @@ func PlausibleProblem(b []byte, code string, off int) bool {
 		return err == nil && v >= 0xD800 && v <= 0xDFFF
 	case CodeNestingTooDeep:
 		return b[off] == '{' || b[off] == '['
+	case CodeDuplicateKey:
+		return b[off] == '"'
+	case CodeNumberOutOfRange:
+		return b[off] == '-' || '1' <= b[off] && b[off] <= '9'
 	}
 	return false
 }
@@ -112,5 +151,10 @@ var HostileSeeds = func() []string {
 		ev(`{"a":` + deep(63) + `}`), ev(`{"a":` + deep(64) + `}`), ev(`{"a":` + deep(3000) + `}`),
 		ev(`{"a":` + strings.Repeat("[", 200)),
 		`{"type":"incident.opened","data":{},"id":` + deep(65) + `}`,
+		ev(`{"a":1,"a":2}`), ev(`{"a":1,"\u0061":2}`), ev(`{"a":{"b":1},"c":{"b":2}}`), ev(`[{"a":1},{"a":1}]`),
+		`{"type":"incident.opened","type":"deploy.ingested","data":{}}`,
+		ev(`{"k":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"a":18}}`),
+		ev(`{"n":1e308,"m":-1.7976931348623157e308,"s":1e-999999}`), ev(`{"n":1e309}`), ev(`{"n":-2e308}`),
+		ev(`{"n":1` + strings.Repeat("0", 308) + `}`), ev(`{"n":1` + strings.Repeat("0", 309) + `}`), ev(`{"n":0.` + strings.Repeat("0", 400) + `1}`),
 	}
 }()

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -13,8 +17,10 @@ const MaxNestingDepth = 64
 
 // Codes of the validation errors the scan reports, with the body's byte offset of the problem.
 const (
-	CodeInvalidUTF8    = "invalid_utf8"
-	CodeNestingTooDeep = "nesting_too_deep"
+	CodeInvalidUTF8      = "invalid_utf8"
+	CodeNestingTooDeep   = "nesting_too_deep"
+	CodeDuplicateKey     = "duplicate_key"
+	CodeNumberOutOfRange = "number_out_of_range"
 )
 
 // member is a top-level member of the body: its quoted key and its raw value.
@@ -31,15 +37,22 @@ const (
 	scanBadUTF8
 	scanLoneSurrogate
 	scanTooDeep
+	scanDuplicateKey
+	scanNumberRange
 )
 
-// scanObject calls fn with each top-level member of a JSON object, in order (a repeated key
-// is reported each time; the last one wins for callers that keep a map, as in encoding/json).
+// scanObject calls fn with each top-level member of a JSON object, in order.
 //
-// One pass over the bytes, with no map and no allocation, does all of the checking: JSON
-// syntax (the grammar encoding/json accepts), UTF-8 (RFC 8259: no invalid bytes, overlong
-// forms or raw surrogates, and no \u escape of a lone surrogate; a high-low pair is fine) and
-// nesting (MaxNestingDepth). The first problem in the body wins: a syntax error is
+// One pass over the bytes does all of the checking: JSON syntax (the grammar encoding/json
+// accepts), UTF-8 (RFC 8259: no invalid bytes, overlong forms or raw surrogates, and no \u
+// escape of a lone surrogate; a high-low pair is fine), nesting (MaxNestingDepth), and the two
+// I-JSON rules (RFC 7493) whose breach receivers' parsers answer differently: a name twice in
+// one object (last wins in Go, Python and JavaScript, an error in serde or a strict Jackson;
+// and the relay would act on one while a receiver reads the other), and a number beyond a
+// 64-bit float's range (encoding/json refuses it, JavaScript reads Infinity: a receiver that
+// fails on it fails every retry, and its endpoint is disabled for an event it cannot read).
+// Bodies whose open objects hold a few dozen names allocate nothing. The first problem in the
+// body wins: a syntax error is
 // ErrMalformed (with encoding/json's message), the others are a *ValidationError with the
 // byte offset in the body and the top-level member it is in. fn runs only for a body that
 // passed, so no member is acted on before the whole body is known to be good.
@@ -73,6 +86,8 @@ func memberKey(body []byte, m member) string {
 func scanMembers(b []byte, ms []member) ([]member, int, int) {
 	// open[d] is the bracket of the d-th open container; open[0] is the body's own '{'.
 	var open [MaxNestingDepth + 1]byte
+	var keyBuf [32]keySpan
+	nm := names{b: b, keys: keyBuf[:0]}
 	var (
 		n      = len(b)
 		depth  int
@@ -87,6 +102,7 @@ func scanMembers(b []byte, ms []member) ([]member, int, int) {
 		return ms, scanSyntax, i
 	}
 	open[0], depth = '{', 1
+	nm.open(0)
 	i = skipSpace(b, i+1)
 	if i < n && b[i] == '}' {
 		i++
@@ -99,6 +115,9 @@ key:
 	start = i
 	if i, escape, kind = scanString(b, i); kind != scanOK {
 		return ms, kind, i
+	}
+	if !nm.add(depth-1, keySpan{start: int32(start), end: int32(i), escaped: escape}) {
+		return ms, scanDuplicateKey, start
 	}
 	if depth == 1 {
 		ms = append(ms, member{keyStart: start, keyEnd: i, keyEscaped: escape})
@@ -121,6 +140,9 @@ value:
 			return ms, scanTooDeep, i
 		}
 		open[depth] = c
+		if c == '{' {
+			nm.open(depth)
+		}
 		depth++
 		i = skipSpace(b, i+1)
 		if i < n && b[i] == c+2 { // '{'+2 is '}', '['+2 is ']'
@@ -152,9 +174,13 @@ value:
 		}
 		i += 4
 	default:
-		var ok bool
-		if i, ok = scanNumber(b, i); !ok {
+		var ok, exp bool
+		start = i
+		if i, ok, exp = scanNumber(b, i); !ok {
 			return ms, scanSyntax, i
+		}
+		if (exp || i-start > 300) && !floatRange(b[start:i]) {
+			return ms, scanNumberRange, start
 		}
 	}
 after:
@@ -175,6 +201,9 @@ after:
 		goto value
 	case c + 2:
 		i++
+		if c == '{' {
+			nm.close(depth - 1)
+		}
 		if depth--; depth > 0 {
 			goto after
 		}
@@ -276,8 +305,8 @@ func hasLiteral(b []byte, i int, lit string) bool {
 }
 
 // scanNumber checks the number at b[i:] (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) and
-// returns the index after it.
-func scanNumber(b []byte, i int) (int, bool) {
+// returns the index after it and whether it has an exponent.
+func scanNumber(b []byte, i int) (int, bool, bool) {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -287,11 +316,11 @@ func scanNumber(b []byte, i int) (int, bool) {
 	case i < len(b) && '1' <= b[i] && b[i] <= '9':
 		i = skipDigits(b, i+1)
 	default:
-		return i, false
+		return i, false, false
 	}
 	if i < len(b) && b[i] == '.' {
 		if i++; i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return i, false
+			return i, false, false
 		}
 		i = skipDigits(b, i)
 	}
@@ -300,11 +329,19 @@ func scanNumber(b []byte, i int) (int, bool) {
 			i++
 		}
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return i, false
+			return i, false, false
 		}
-		i = skipDigits(b, i)
+		return skipDigits(b, i), true, true
 	}
-	return i, true
+	return i, true, false
+}
+
+// floatRange reports whether a number's magnitude fits a 64-bit float (below 2^1024; a number
+// too small for one reads as 0, which every parser does alike). Only numbers with an exponent
+// or over 300 characters can be out of it, so the scan asks only for those.
+func floatRange(num []byte) bool {
+	f, _ := strconv.ParseFloat(string(num), 64)
+	return !math.IsInf(f, 0)
 }
 
 func skipDigits(b []byte, i int) int {
@@ -342,6 +379,20 @@ func scanError(body []byte, ms []member, kind, off int) error {
 		return &ValidationError{Code: CodeInvalidUTF8, Field: field, Offset: off, Message: fmt.Sprintf(
 			"%s is not valid UTF-8: lone surrogate escape %s at byte offset %d (a \\uD800-\\uDFFF escape must be a high-low pair; request bodies must be UTF-8 JSON, RFC 8259)",
 			where, body[off:off+6], off)}
+	case scanDuplicateKey:
+		end, _, _ := scanString(body, off)
+		name := strings.Clone((&names{b: body}).name(keySpan{start: int32(off), end: int32(end), escaped: bytes.IndexByte(body[off:end], '\\') >= 0}))
+		if field == "" { // a top-level name: the body's own object
+			field, where = name, "the body"
+		}
+		return &ValidationError{Code: CodeDuplicateKey, Field: field, Offset: off, Message: fmt.Sprintf(
+			"%s has the member name %q twice in one object, the second at byte offset %d (names must be unique: RFC 8259 section 4, RFC 7493)",
+			where, truncate(name, 64), off)}
+	case scanNumberRange:
+		end, _, _ := scanNumber(body, off)
+		return &ValidationError{Code: CodeNumberOutOfRange, Field: field, Offset: off, Message: fmt.Sprintf(
+			"%s has a number beyond the range of a 64-bit float (about ±1.8e308) at byte offset %d: %s (receivers' JSON parsers cannot all read it; send it as a string)",
+			where, off, truncate(string(body[off:end]), 32))}
 	default:
 		return &ValidationError{Code: CodeNestingTooDeep, Field: field, Offset: off, Message: fmt.Sprintf(
 			"%s nests objects and arrays deeper than %d levels: level %d opens at byte offset %d",

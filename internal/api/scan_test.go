@@ -10,10 +10,10 @@ import (
 )
 
 // FuzzScanObject checks the hand-written scanner against encoding/json and, for the rules
-// encoding/json does not apply (UTF-8, lone surrogate escapes, nesting), against StrictJSON:
-// for every object both accept, both must see the same members with the same raw values
-// (last one wins on a repeated key, as in encoding/json); an object only encoding/json
-// accepts must be refused with invalid_utf8 or nesting_too_deep at a plausible offset; what
+// encoding/json does not apply (UTF-8, lone surrogate escapes, nesting, names twice in an
+// object, numbers beyond a float's range), against StrictJSON: for every object both accept,
+// both must see the same members with the same raw values; an object only encoding/json
+// accepts must be refused with one of those rules' codes at a plausible offset; what
 // encoding/json refuses must be refused, as malformed when no other rule can be at stake.
 func FuzzScanObject(f *testing.F) {
 	for _, s := range []string{
@@ -35,6 +35,14 @@ func FuzzScanObject(f *testing.F) {
 			if err == nil {
 				t.Fatalf("scanObject accepts what encoding/json refuses (%v): %q", werr, b)
 			}
+			// A name twice or a number out of range before the syntax error is the first problem.
+			var ve *ValidationError
+			if errors.As(err, &ve) && (ve.Code == CodeDuplicateKey || ve.Code == CodeNumberOutOfRange) {
+				if !PlausibleProblem(b, ve.Code, ve.Offset) {
+					t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, b)
+				}
+				return
+			}
 			// With no byte above 0x7F, no \u and too few brackets to nest too deep, only
 			// syntax can be wrong.
 			if utf8.Valid(b) && !bytes.Contains(b, []byte(`\u`)) && bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= MaxNestingDepth+1 &&
@@ -45,8 +53,9 @@ func FuzzScanObject(f *testing.F) {
 		}
 		if !StrictJSON(b) {
 			var ve *ValidationError
-			if !errors.As(err, &ve) || ve.Code != CodeInvalidUTF8 && ve.Code != CodeNestingTooDeep {
-				t.Fatalf("scanObject err = %v, want invalid_utf8 or nesting_too_deep, for %q", err, b)
+			if !errors.As(err, &ve) || ve.Code != CodeInvalidUTF8 && ve.Code != CodeNestingTooDeep &&
+				ve.Code != CodeDuplicateKey && ve.Code != CodeNumberOutOfRange {
+				t.Fatalf("scanObject err = %v, want invalid_utf8, nesting_too_deep, duplicate_key or number_out_of_range, for %q", err, b)
 			}
 			if !PlausibleProblem(b, ve.Code, ve.Offset) {
 				t.Fatalf("%s at offset %d of %q", ve.Code, ve.Offset, b)
@@ -85,6 +94,13 @@ func TestScanObjectErrors(t *testing.T) {
 		{`{"a":1,"b":"` + "\xff\x01" + `"}`, CodeInvalidUTF8},
 		{`{"a":1,"b":` + strings.Repeat("[", 63) + `1}`, "invalid JSON at byte"},
 		{`{"a":1,"b":` + strings.Repeat("[", 70), CodeNestingTooDeep},
+		{`{"a":1,"a":2}`, CodeDuplicateKey},
+		{`{"a":1,"b":{"c":1,"c":2},"a":3}`, CodeDuplicateKey},
+		{`{"a":1,"b":{"c":1e999,"c":2}}`, CodeNumberOutOfRange},
+		{`{"a":{"c":1,"c":2},"b":1e999}`, CodeDuplicateKey},
+		{`{"a":1,"b":{"c":1,"c":2}`, CodeDuplicateKey},
+		{`{"a":1e999,"b":{"c":1}`, CodeNumberOutOfRange},
+		{`{"a":1e99,"b":{"c":1}`, "invalid JSON"},
 	} {
 		called := false
 		err := scanObject([]byte(tt.body), func(string, []byte) error { called = true; return nil })

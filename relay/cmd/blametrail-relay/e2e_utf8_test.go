@@ -88,6 +88,17 @@ func TestHostileUTF8(t *testing.T) {
 		{name: "data 65 levels with arrays", body: ev(`{"a":` + nest(`[`, `]`, 63, at+`[]`) + `}`), field: "data", code: "nesting_too_deep"},
 		{name: "thousands of levels", body: ev(nest(`{"a":`, `}`, 64, at+nest(`[`, `]`, 5000, ``))), field: "data", code: "nesting_too_deep"},
 		{name: "id 65 levels deep", body: `{"type":"incident.opened","data":{},"id":` + nest(`[`, `]`, 64, at+`[]`) + `}`, field: "id", code: "nesting_too_deep"},
+		// I-JSON (RFC 7493): a name twice in one object, a number beyond a float's range
+		{name: "type twice", body: `{"type":"incident.opened",` + at + `"type":"deploy.ingested","data":{}}`, field: "type", code: "duplicate_key"},
+		{name: "a name twice in data", body: ev(`{"a":1,` + at + `"a":2}`), field: "data", code: "duplicate_key"},
+		{name: "the same name escaped", body: ev(`{"x":{"a":1,"b":[],` + at + `"\u0061":2}}`), field: "data", code: "duplicate_key"},
+		{name: "number past a float", body: ev(`{"n":[1,` + at + `1e309]}`), field: "data", code: "number_out_of_range"},
+		{name: "negative number past a float", body: ev(`{"n":` + at + `-2e308}`), field: "data", code: "number_out_of_range"},
+		{name: "an integer of 310 digits", body: ev(`{"n":` + at + `1` + strings.Repeat("0", 309) + `}`), field: "data", code: "number_out_of_range"},
+		{name: "create: name twice", method: "POST", path: eps,
+			body: `{"url":"` + rc.URL + `","name":"n",` + at + `"name":"m"}`, field: "name", code: "duplicate_key"},
+		{name: "patch: active twice", method: "PATCH", path: epPath,
+			body: `{"active":false,` + at + `"active":true}`, field: "active", code: "duplicate_key"},
 		// endpoints
 		{name: "create: name with invalid UTF-8", method: "POST", path: eps,
 			body: `{"url":"` + rc.URL + `","name":"Caf` + at + "\xe9 Ops\"}", field: "name", code: "invalid_utf8"},
@@ -136,6 +147,8 @@ func TestHostileUTF8(t *testing.T) {
 		`{"mixed":"\uD83D\uDE00 é ✓ \u00e9 \ud800\udc00 \udbff\udfff","raw":"𐀀 ￿ 􏿿"}`,
 		`{"a":` + nest(`[`, `]`, 63, `"deepest"`) + `}`, // 64 levels: data, then 63 arrays
 		nest(`{"a":`, `}`, 63, `{}`),
+		// the same name in different objects; the largest and smallest floats; underflow reads as 0
+		`{"a":{"a":1},"b":[{"a":1},{"a":2}],"n":1.7976931348623157e308,"m":-1e308,"s":5e-324,"u":1e-999}`,
 	}
 	sent := map[string]string{} // event id → data as posted
 	for i, data := range valid {
