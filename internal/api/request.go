@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -159,12 +160,13 @@ func parseEventTypes(raw json.RawMessage) ([]string, error) {
 	if isNull(raw) {
 		return types, nil
 	}
-	var list []string
-	if err := decodeField(raw, &list); err != nil {
+	var list []*string // a null element would decode as "", reported as an unknown type
+	if err := decodeField(raw, &list); err != nil || slices.Contains(list, nil) {
 		return nil, invalid("invalid_event_types", "event_types", "event_types must be an array of strings")
 	}
 	seen := make(map[string]bool, len(list))
-	for _, t := range list {
+	for _, p := range list {
+		t := *p
 		if t == TypeTestPing {
 			return nil, invalid("invalid_event_types", "event_types",
 				"test.ping cannot be subscribed to: it is sent only by POST /api/webhooks/endpoints/{id}/test, to any endpoint")

@@ -427,3 +427,17 @@ func TestMessagesStayUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A null among event_types is a wrong type, not an unknown event type named "".
+func TestEventTypesNullElement(t *testing.T) {
+	for _, body := range []string{
+		`{"url":"https://a.example.com","name":"n","event_types":[null]}`,
+		`{"url":"https://a.example.com","name":"n","event_types":["incident.opened",null]}`,
+	} {
+		_, err := api.ParseCreateEndpoint([]byte(body), netpolicy.Policy{})
+		var ve *api.ValidationError
+		if !errors.As(err, &ve) || ve.Code != "invalid_event_types" || !strings.Contains(ve.Message, "must be an array of strings") {
+			t.Errorf("%s: err = %v, want invalid_event_types: must be an array of strings", body, err)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func parseSecretField(raw json.RawMessage) (string, error) {
 }
 
 // ParseOverlap parses how long a previous secret stays valid: a Go duration ("24h", "90m",
-// "0" or "0s" for at once) from 0 to MaxRotationOverlap. The Terraform provider applies it at
+// "0" or "0s" for at once) from 0 to MaxRotationOverlap, in whole milliseconds. The Terraform provider applies it at
 // plan time.
 func ParseOverlap(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
@@ -68,7 +68,9 @@ func ParseOverlap(s string) (time.Duration, error) {
 		return 0, invalid(CodeInvalidExpirePreviousIn, "expire_previous_in",
 			"expire_previous_in must be a duration such as \"24h\", \"90m\" or \"0s\", not %q", truncate(s, 32))
 	}
-	if d < 0 || d > MaxRotationOverlap {
+	// Whole milliseconds, as every time the API shows: "1ns" would otherwise show an expiry
+	// with nine decimals beside created_at's three.
+	if d = d.Truncate(time.Millisecond); d < 0 || d > MaxRotationOverlap {
 		return 0, invalid(CodeInvalidExpirePreviousIn, "expire_previous_in",
 			"expire_previous_in must be from 0s to %s (7 days), not %s", "168h", truncate(s, 32))
 	}
