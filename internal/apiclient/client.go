@@ -96,8 +96,11 @@ type Client struct {
 
 	logRequest func(context.Context, RequestLog)
 
-	confirmMu sync.Mutex
-	confirmed *api.Info // set by the first successful Confirm
+	confirmMu  sync.Mutex
+	confirmed  *api.Info    // set by the first successful Confirm
+	confirming *confirmCall // the GET /api/info in flight, which concurrent Confirms share
+	failed     *confirmCall // the last failed one, shared for confirmFailureTTL after it ended
+	failureTTL time.Duration
 }
 
 // Option adjusts a Client.
@@ -147,6 +150,8 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		userAgent: "blametrail-apiclient",
 		retries:   4,
 		maxWait:   30 * time.Second,
+
+		failureTTL: confirmFailureTTL,
 	}
 	for _, o := range opts {
 		o(c)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/blametrail/terraform-provider-blametrail/internal/api"
 )
@@ -35,19 +36,77 @@ func (c *Client) Info(ctx context.Context) (api.Info, error) {
 // Confirm makes sure the base URL leads to a BlameTrail relay that speaks this client's API
 // version and accepts the token: GET /api/info must answer name "blametrail-relay" and a
 // supported api_version. Only then does an endpoint_not_found mean that an endpoint is gone.
-// The first success is kept for the client's life, so a Terraform run asks once; failures are
-// not kept, so a relay that was starting is asked again.
+// The first success is kept for the client's life, so a Terraform run asks once. Calls made
+// while a GET /api/info is in flight wait for it and share its answer, success or failure, and
+// a failure also answers the calls made in the confirmFailureTTL after it: Terraform reads
+// many resources at once, in waves of -parallelism, and a relay that does not answer must cost
+// a run one request timeout, not one per resource or per wave. After that a failure is not
+// kept, so a relay that was starting is asked again.
 //
 // The error wraps ErrNotRelay when something else answered, is an *Error matching
 // ErrUnauthorized when a relay refused the token (ErrForbidden when the token is its ingest
 // token, which may only post events), and is the transport or status error otherwise (the
 // relay is down, or a proxy in front of it failed).
 func (c *Client) Confirm(ctx context.Context) (api.Info, error) {
-	c.confirmMu.Lock()
-	defer c.confirmMu.Unlock()
-	if c.confirmed != nil {
-		return *c.confirmed, nil
+	for {
+		c.confirmMu.Lock()
+		if c.confirmed != nil {
+			info := *c.confirmed
+			c.confirmMu.Unlock()
+			return info, nil
+		}
+		if f := c.failed; f != nil && time.Since(f.endedAt) < c.failureTTL {
+			c.confirmMu.Unlock()
+			return f.info, f.err
+		}
+		if call := c.confirming; call != nil {
+			c.confirmMu.Unlock()
+			select {
+			case <-call.done:
+			case <-ctx.Done():
+				return api.Info{}, fmt.Errorf("apiclient: GET %s: %w", infoPath, ctx.Err())
+			}
+			if call.ctxEnded {
+				continue // the caller that asked gave up; its failure says nothing: ask again
+			}
+			return call.info, call.err
+		}
+		call := &confirmCall{done: make(chan struct{})}
+		c.confirming = call
+		c.confirmMu.Unlock()
+
+		call.info, call.err = c.confirm(ctx)
+		call.ctxEnded = call.err != nil && ctx.Err() != nil
+		call.endedAt = time.Now()
+		c.confirmMu.Lock()
+		switch {
+		case call.err == nil:
+			c.confirmed = &call.info
+		case !call.ctxEnded:
+			c.failed = call
+		}
+		c.confirming = nil
+		c.confirmMu.Unlock()
+		close(call.done)
+		return call.info, call.err
 	}
+}
+
+// confirmCall is one GET /api/info that concurrent Confirms share.
+type confirmCall struct {
+	done     chan struct{} // closed once info and err are set
+	info     api.Info
+	err      error
+	ctxEnded bool // err came from the asking caller's context ending, not from the server
+	endedAt  time.Time
+}
+
+// confirmFailureTTL is how long a failed Confirm answers later calls without asking again:
+// enough for the next waves of a Terraform run's reads, which follow within milliseconds.
+const confirmFailureTTL = 2 * time.Second
+
+// confirm asks GET /api/info once and judges the answer (see Confirm).
+func (c *Client) confirm(ctx context.Context) (api.Info, error) {
 	info, err := c.Info(ctx)
 	var ae *Error
 	switch {
@@ -68,7 +127,6 @@ func (c *Client) Confirm(ctx context.Context) (api.Info, error) {
 		return api.Info{}, fmt.Errorf("%w: GET %s answered api_version %d (relay version %q); this client speaks %d",
 			ErrNotRelay, infoPath, info.APIVersion, info.Version, api.APIVersion)
 	}
-	c.confirmed = &info
 	return info, nil
 }
 

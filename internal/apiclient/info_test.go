@@ -136,12 +136,109 @@ func TestConfirm(t *testing.T) {
 			if tt.sentinel == nil && errors.Is(err, ErrNotRelay) {
 				t.Errorf("error %v must not claim the server is not a relay", err)
 			}
-			// Not kept: the next call asks again.
+			// Kept for a moment (the next waves of a Terraform run's reads), then not: a relay
+			// that was starting is asked again.
+			if _, again := c.Confirm(context.Background()); again == nil || again.Error() != err.Error() || s.count() != 1 {
+				t.Errorf("Confirm right after a failure: %v after %d requests, want the same failure after 1", again, s.count())
+			}
+			c.failureTTL = 0
 			_, _ = c.Confirm(context.Background())
 			if s.count() != 2 {
 				t.Errorf("%d requests after two failed Confirms, want 2", s.count())
 			}
 		})
+	}
+}
+
+// TestConfirmConcurrentShareOneRequest: Terraform reads many resources at once, and each one
+// confirms the relay first. Against a server that never answers, those calls must share one
+// GET /api/info and fail together after one request timeout, not queue up behind each other
+// for one timeout each (30 resources x 30 s was a quarter of an hour).
+func TestConfirmConcurrentShareOneRequest(t *testing.T) {
+	release := make(chan struct{})
+	s := newServer(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select { // hang, as a black-holed address does, until the client gives up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+	const timeout = 300 * time.Millisecond
+	c := newClient(t, s.URL, WithRetries(0, 0), WithHTTPClient(&http.Client{Timeout: timeout}))
+	const callers = 10
+	errs := make(chan error, callers)
+	start := time.Now()
+	for range callers {
+		go func() {
+			_, err := c.Confirm(context.Background())
+			errs <- err
+		}()
+	}
+	for range callers {
+		if err := <-errs; err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
+			t.Errorf("Confirm error = %v, want the request timeout", err)
+		}
+	}
+	// Serialised, ten callers would take ten timeouts; shared, one (two if a caller came
+	// late and asked again).
+	if d := time.Since(start); d > 3*timeout {
+		t.Errorf("%d concurrent Confirms took %v, want about one request timeout (%v)", callers, d, timeout)
+	}
+	if n := s.count(); n > 2 {
+		t.Errorf("%d concurrent Confirms sent %d requests, want them to share one", callers, n)
+	}
+	// The next wave of reads, right after, gets the same failure at once; once the failure
+	// is older than failureTTL, a call asks again.
+	before := s.count()
+	start = time.Now()
+	if _, err := c.Confirm(context.Background()); err == nil || time.Since(start) > timeout/2 || s.count() != before {
+		t.Errorf("Confirm right after the failure: %v after %v and %d more requests, want the failure at once",
+			err, time.Since(start), s.count()-before)
+	}
+	c.confirmMu.Lock()
+	c.failureTTL = 0
+	c.confirmMu.Unlock()
+	_, _ = c.Confirm(context.Background())
+	if s.count() != before+1 {
+		t.Errorf("a Confirm after the failure expired did not ask again")
+	}
+}
+
+// TestConfirmWaiterOutlivesCanceledAsker: a caller whose own context ends while it asks does
+// not hand that failure to the callers waiting on it; they ask again.
+func TestConfirmWaiterOutlivesCanceledAsker(t *testing.T) {
+	first := make(chan struct{})
+	s := newServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 0 {
+			close(first)
+			<-r.Context().Done() // the asker's context ends first
+			return
+		}
+		writeJSON(w, http.StatusOK, api.Info{Name: api.RelayName, APIVersion: api.APIVersion, Version: "1.2.3"})
+	})
+	c := newClient(t, s.URL, WithRetries(0, 0))
+	askerCtx, cancel := context.WithCancel(context.Background())
+	askerErr := make(chan error, 1)
+	go func() {
+		_, err := c.Confirm(askerCtx)
+		askerErr <- err
+	}()
+	<-first
+	waiterErr := make(chan error, 1)
+	go func() {
+		_, err := c.Confirm(context.Background())
+		waiterErr <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the waiter find the request in flight
+	cancel()
+	if err := <-askerErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("asker: %v, want context.Canceled", err)
+	}
+	if err := <-waiterErr; err != nil {
+		t.Errorf("waiter: %v, want the relay confirmed by its own request", err)
+	}
+	if s.count() != 2 {
+		t.Errorf("%d requests, want 2", s.count())
 	}
 }
 
