@@ -210,34 +210,21 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 	if !confirmRelay(ctx, r.client, &resp.Diagnostics, summary) {
 		return
 	}
-	var p apiclient.EndpointPatch
-	changed := false
-	if !plan.URL.Equal(state.URL) {
-		p.URL, changed = plan.URL.ValueStringPointer(), true
-	}
-	if !plan.Name.Equal(state.Name) {
-		p.Name, changed = plan.Name.ValueStringPointer(), true
-	}
-	if !plan.Description.Equal(state.Description) {
-		p.Description, changed = plan.Description.ValueStringPointer(), true
-	}
-	if !plan.EventTypes.Equal(state.EventTypes) {
-		list := setStrings(plan.EventTypes)
-		if list == nil {
-			list = []string{} // non-nil: "set to all", not "leave alone"
-		}
-		p.EventTypes, changed = &list, true
-	}
-	if !plan.Active.Equal(state.Active) {
-		p.Active, changed = plan.Active.ValueBoolPointer(), true
-	}
-
 	var ep api.Endpoint
 	var err error
-	if changed {
+	if p, changed := endpointPatch(plan, state); changed {
 		ep, err = r.client.UpdateEndpoint(ctx, id, p)
 	} else {
 		ep, err = r.client.Endpoint(ctx, id)
+	}
+	// The endpoint may have changed on the relay since the plan was made: disabled by the relay
+	// after failed deliveries, or edited in the UI. The plan promised its values, so send the
+	// ones that still differ (Terraform rejects a result that breaks the plan), once.
+	if err == nil {
+		if p, changed := endpointPatch(plan, endpointModel(ep)); changed {
+			tflog.Info(ctx, "webhook endpoint changed on the relay since the plan; applying the plan to it", map[string]any{"id": id})
+			ep, err = r.client.UpdateEndpoint(ctx, id, p)
+		}
 	}
 	if err != nil {
 		addAPIError(&resp.Diagnostics, r.client, summary, err)
@@ -249,6 +236,33 @@ func (r *webhookEndpointResource) Update(ctx context.Context, req resource.Updat
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
+}
+
+// endpointPatch is the PATCH that takes an endpoint from cur to plan, and whether it changes
+// anything.
+func endpointPatch(plan, cur webhookEndpointModel) (apiclient.EndpointPatch, bool) {
+	var p apiclient.EndpointPatch
+	changed := false
+	if !plan.URL.Equal(cur.URL) {
+		p.URL, changed = plan.URL.ValueStringPointer(), true
+	}
+	if !plan.Name.Equal(cur.Name) {
+		p.Name, changed = plan.Name.ValueStringPointer(), true
+	}
+	if !plan.Description.Equal(cur.Description) {
+		p.Description, changed = plan.Description.ValueStringPointer(), true
+	}
+	if !plan.EventTypes.Equal(cur.EventTypes) {
+		list := setStrings(plan.EventTypes)
+		if list == nil {
+			list = []string{} // non-nil: "set to all", not "leave alone"
+		}
+		p.EventTypes, changed = &list, true
+	}
+	if !plan.Active.Equal(cur.Active) {
+		p.Active, changed = plan.Active.ValueBoolPointer(), true
+	}
+	return p, changed
 }
 
 func (r *webhookEndpointResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,6 +269,101 @@ func TestAccWebhookEndpoint_disabledByRelay(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestAccWebhookEndpoint_changedBetweenPlanAndApply: the relay disables the endpoint (410 Gone)
+// and someone edits it in the UI after the plan was made and before apply sends its change (a
+// saved plan waiting for approval). Apply must still deliver what the plan promised, not fail
+// with "Provider produced inconsistent result after apply".
+func TestAccWebhookEndpoint_changedBetweenPlanAndApply(t *testing.T) {
+	rc := relaytest.NewReceiver(t, relaytest.Status(http.StatusGone))
+	// The provider reaches the relay through this proxy, which makes both changes just before
+	// it forwards the first PATCH of the endpoint: after the plan, before the update.
+	target, err := url.Parse(relayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxyURL := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := strings.CutPrefix(r.URL.Path, "/api/webhooks/endpoints/"); ok && r.Method == http.MethodPatch {
+			once.Do(func() { changeOutOfBand(t, rc, id) })
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	config := func(name string) string {
+		return fmt.Sprintf(`
+provider "blametrail" {
+  endpoint  = %q
+  api_token = %q
+}
+resource "blametrail_webhook_endpoint" "test" {
+  url         = %q
+  name        = %q
+  event_types = ["incident.opened"]
+}
+`, proxyURL, relayToken(), rc.URL, name)
+	}
+	var id string
+	resource.ParallelTest(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckEndpointsDestroyed,
+		Steps: []resource.TestStep{
+			{Config: config("Changed between plan and apply"), Check: captureID(endpointAddr, &id)},
+			{ // Only the name changes in the plan; active, description and event types stay.
+				Config: config("Renamed"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(endpointAddr, plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(endpointAddr, at("name"), knownvalue.StringExact("Renamed")),
+					statecheck.ExpectKnownValue(endpointAddr, at("active"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(endpointAddr, at("disabled_reason"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(endpointAddr, at("description"), knownvalue.StringExact("")),
+					statecheck.ExpectKnownValue(endpointAddr, at("event_types"), knownvalue.SetExact([]knownvalue.Check{
+						knownvalue.StringExact("incident.opened"),
+					})),
+				},
+				Check: checkRelay(&id, func(ep api.Endpoint) error {
+					if ep.Name != "Renamed" || !ep.Active || ep.Description != "" || len(ep.EventTypes) != 1 {
+						return fmt.Errorf("relay has name %q active %v description %q event types %v",
+							ep.Name, ep.Active, ep.Description, ep.EventTypes)
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
+// changeOutOfBand has the relay disable endpoint id by itself (its receiver answers 410 Gone
+// to a test delivery), then edits the endpoint's description and event types as a person in
+// the UI would.
+func changeOutOfBand(t *testing.T, rc *relaytest.Receiver, id string) {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := testRelay.Client.SendTest(c, id); err != nil {
+		t.Errorf("send test: %v", err)
+		return
+	}
+	for {
+		ep, err := testRelay.Client.Endpoint(c, id)
+		if err != nil {
+			t.Errorf("read endpoint: %v", err)
+			return
+		}
+		if !ep.Active {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rc.SetHandler(relaytest.Status(http.StatusNoContent))
+	desc, types := "edited in the UI", []string{"deploy.ingested", "incident.resolved"}
+	if _, err := testRelay.Client.UpdateEndpoint(c, id, apiclient.EndpointPatch{Description: &desc, EventTypes: &types}); err != nil {
+		t.Errorf("edit endpoint: %v", err)
+	}
 }
 
 // TestAccWebhookEndpoint_createInactive: an endpoint created with active = false is disabled
