@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -135,10 +136,14 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 	}
 
 	endpoint, endpointFrom := setting(cfg.Endpoint, "endpoint", EnvEndpoint, DefaultEndpoint)
-	token := os.Getenv(EnvAPIToken)
+	token, tokenFrom := os.Getenv(EnvAPIToken), EnvAPIToken
 	if !cfg.APIToken.IsNull() {
-		token = cfg.APIToken.ValueString()
+		token, tokenFrom = cfg.APIToken.ValueString(), "api_token"
 	}
+	// The relay trims surrounding whitespace from its token, and writes <data-dir>/api-token
+	// with a final newline: api_token = file(".../api-token") must work. A line break left in
+	// would make every request fail before it is sent (an invalid Authorization header).
+	token = strings.TrimSpace(token)
 	if err := checkEndpoint(endpoint); err != nil {
 		// The validator reported a configured value already; this catches the environment's.
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint",
@@ -149,6 +154,12 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 			"Set api_token in the provider block, or the "+EnvAPIToken+" environment variable, to the relay's API "+
 				"token: the value of its --api-token flag, or the token it generated on first start into "+
 				"<data-dir>/api-token (the relay logs that path).")
+	} else if strings.IndexFunc(token, unicode.IsControl) >= 0 {
+		// Never quote the token.
+		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Invalid BlameTrail API token",
+			"The API token (from "+tokenFrom+") contains a control character, such as a line break, inside it: "+
+				"it cannot be sent in an HTTP header. Set it to the relay's API token alone (the content of "+
+				"<data-dir>/api-token, or the relay's --api-token).")
 	}
 	timeoutText, timeoutFrom := setting(cfg.RequestTimeout, "request_timeout", EnvRequestTimeout, DefaultRequestTimeout.String())
 	timeout, err := parseRequestTimeout(timeoutText)

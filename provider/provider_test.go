@@ -250,6 +250,46 @@ data "blametrail_event_types" "all" {}
 	})
 }
 
+// TestAccProvider_tokenWithLineBreak: the relay writes <data-dir>/api-token with a final
+// newline and trims surrounding whitespace from its token, so api_token = file(...) and a
+// variable read from such a file must work; a line break inside the token is a configuration
+// error that names where the token came from, never a "could not reach the relay".
+func TestAccProvider_tokenWithLineBreak(t *testing.T) {
+	tokenFile := t.TempDir() + "/api-token"
+	if err := os.WriteFile(tokenFile, []byte(relayToken()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvEndpoint, relayURL())
+	t.Setenv(EnvAPIToken, " "+relayToken()+"\r\n")
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: `
+provider "blametrail" {
+  api_token = "first-half\nsecond-half"
+}
+data "blametrail_event_types" "all" {}
+`,
+			ExpectError: expectError(`Invalid BlameTrail API token.*from api_token\) contains a control character`),
+		}, {
+			Config: fmt.Sprintf(`
+provider "blametrail" {
+  api_token = file(%q)
+}
+data "blametrail_event_types" "all" {}
+`, tokenFile),
+			Check: resource.TestCheckResourceAttr("data.blametrail_event_types.all", "event_types.0", "incident.opened"),
+		}, {
+			Config: `
+provider "blametrail" {}
+data "blametrail_event_types" "all" {}
+`,
+			Check: resource.TestCheckResourceAttr("data.blametrail_event_types.all", "event_types.0", "incident.opened"),
+		}},
+	})
+}
+
 // TestAccProvider_unknownEndpoint: an endpoint computed during apply cannot configure the
 // provider at plan time; the diagnostic says so instead of failing on an empty URL.
 func TestAccProvider_unknownEndpoint(t *testing.T) {
