@@ -165,9 +165,9 @@ func TestConfirmConcurrentShareOneRequest(t *testing.T) {
 	defer close(release)
 	const timeout = 300 * time.Millisecond
 	c := newClient(t, s.URL, WithRetries(0, 0), WithHTTPClient(&http.Client{Timeout: timeout}))
+	c.failureTTL = time.Hour // a caller the scheduler starts late still finds the failure
 	const callers = 10
 	errs := make(chan error, callers)
-	start := time.Now()
 	for range callers {
 		go func() {
 			_, err := c.Confirm(context.Background())
@@ -179,21 +179,17 @@ func TestConfirmConcurrentShareOneRequest(t *testing.T) {
 			t.Errorf("Confirm error = %v, want the request timeout", err)
 		}
 	}
-	// Serialised, ten callers would take ten timeouts; shared, one (two if a caller came
-	// late and asked again).
-	if d := time.Since(start); d > 3*timeout {
-		t.Errorf("%d concurrent Confirms took %v, want about one request timeout (%v)", callers, d, timeout)
-	}
-	if n := s.count(); n > 2 {
+	// Serialised, ten callers would send ten requests and wait ten timeouts; shared, they send
+	// one. The count is the assertion, not the time: a slow machine must not fail it.
+	if n := s.count(); n != 1 {
 		t.Errorf("%d concurrent Confirms sent %d requests, want them to share one", callers, n)
 	}
-	// The next wave of reads, right after, gets the same failure at once; once the failure
-	// is older than failureTTL, a call asks again.
+	// The next wave of reads, right after, gets the same failure without asking; once the
+	// failure is older than failureTTL, a call asks again.
 	before := s.count()
-	start = time.Now()
-	if _, err := c.Confirm(context.Background()); err == nil || time.Since(start) > timeout/2 || s.count() != before {
-		t.Errorf("Confirm right after the failure: %v after %v and %d more requests, want the failure at once",
-			err, time.Since(start), s.count()-before)
+	if _, err := c.Confirm(context.Background()); err == nil || s.count() != before {
+		t.Errorf("Confirm right after the failure: %v after %d more requests, want the failure without a request",
+			err, s.count()-before)
 	}
 	c.confirmMu.Lock()
 	c.failureTTL = 0
