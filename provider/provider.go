@@ -149,7 +149,14 @@ func (p *blametrailProvider) Configure(ctx context.Context, req provider.Configu
 		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid BlameTrail relay endpoint",
 			fmt.Sprintf("The relay endpoint (from %s) %s.", endpointFrom, err))
 	}
-	if token == "" {
+	if token == "" && tokenFrom == "api_token" && strings.TrimSpace(os.Getenv(EnvAPIToken)) != "" {
+		// The block wins over the environment, as for every setting: say so, or the usual
+		// message would tell the user to set a variable that is set.
+		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Empty BlameTrail API token",
+			"api_token is set to an empty string in the provider block (a variable that defaults to \"\", perhaps), "+
+				"and the provider block takes precedence over the "+EnvAPIToken+" environment variable, which is set. "+
+				"Remove api_token from the provider block to use the environment variable, or set it to the relay's API token.")
+	} else if token == "" {
 		resp.Diagnostics.AddAttributeError(path.Root("api_token"), "Missing BlameTrail API token",
 			"Set api_token in the provider block, or the "+EnvAPIToken+" environment variable, to the relay's API "+
 				"token: the value of its --api-token flag, or the token it generated on first start into "+

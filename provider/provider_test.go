@@ -273,6 +273,16 @@ data "blametrail_event_types" "all" {}
 `,
 			ExpectError: expectError(`Invalid BlameTrail API token.*from api_token\) contains a control character`),
 		}, {
+			// An empty api_token still wins over the environment; the diagnostic says the
+			// variable is set, instead of asking for it.
+			Config: `
+provider "blametrail" {
+  api_token = ""
+}
+data "blametrail_event_types" "all" {}
+`,
+			ExpectError: expectError(`Empty BlameTrail API token.*takes precedence over the BLAMETRAIL_API_TOKEN`),
+		}, {
 			Config: fmt.Sprintf(`
 provider "blametrail" {
   api_token = file(%q)
