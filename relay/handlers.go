@@ -75,10 +75,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, role listenerRole) {
 // endpointRoutes serves /api/webhooks/endpoints/{id}[/test|/deliveries|/recover] and
 // …/deliveries/{delivery_id}/resend (the secret routes are in handlers_secret.go).
 func (s *Server) endpointRoutes(ctx *fasthttp.RequestCtx, rest string) {
-	id, sub, _ := strings.Cut(rest, "/")
-	if id == "" {
+	id, sub, slash := strings.Cut(rest, "/")
+	if id == "" || slash && sub == "" {
 		// "/api/webhooks/endpoints/" names no endpoint, not a missing one: endpoint_not_found
 		// would tell a client (the provider drops it from state) that some endpoint is gone.
+		// "…/{id}/" is no route either, as "…/{id}/test/" is not.
 		routeNotFound(ctx)
 		return
 	}

@@ -87,6 +87,8 @@ func TestBadInput(t *testing.T) {
 		{name: "get collection with a trailing slash", method: "GET", path: eps + "/", status: 404, code: "route_not_found"},
 		{name: "delete without an id", method: "DELETE", path: eps + "/", status: 404, code: "route_not_found"},
 		{name: "patch without an id", method: "PATCH", path: eps + "/", body: `{"name":"x"}`, status: 404, code: "route_not_found"},
+		{name: "get an endpoint with a trailing slash", method: "GET", path: epPath + "/", status: 404, code: "route_not_found"},
+		{name: "delete an endpoint with a trailing slash", method: "DELETE", path: epPath + "/", status: 404, code: "route_not_found"},
 		{name: "unknown route", method: "GET", path: "/api/nothing", status: 404, code: "route_not_found"},
 		{name: "wrong base path", method: "GET", path: "/api" + eps + "/" + wellFormedUnknown, status: 404, code: "route_not_found"},
 		{name: "unknown route outside api", method: "GET", path: "/nothing", token: "-", status: 404, code: "route_not_found"},
