@@ -53,3 +53,56 @@ func TestAcquire(t *testing.T) {
 	}
 	_ = l.Release()
 }
+
+// TestAcquireAfterLockFileReplaced: deleting or replacing LOCK while its holder runs (a
+// "stale lock file" cleanup) must not let a second taker in: two relays would append to one
+// log, and a restart would cut what one of them acknowledged as a torn tail. Once the holder
+// releases, the data dir can be taken again.
+func TestAcquireAfterLockFileReplaced(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		alter func(t *testing.T, lock string)
+	}{
+		{"removed", func(t *testing.T, lock string) {
+			if err := os.Remove(lock); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"replaced by another file", func(t *testing.T, lock string) {
+			other := lock + ".new"
+			if err := os.WriteFile(other, []byte("1\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(other, lock); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			first, err := Acquire(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.alter(t, filepath.Join(dir, FileName))
+			second, err := Acquire(dir)
+			var le *LockedError
+			if !errors.As(err, &le) || !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+				if second != nil {
+					_ = second.Release()
+				}
+				t.Fatalf("Acquire while the holder runs, its LOCK %s: %v, want a *LockedError naming %s", tc.name, err, dir)
+			}
+			if err := first.Release(); err != nil {
+				t.Fatal(err)
+			}
+			again, err := Acquire(dir)
+			if err != nil {
+				t.Fatalf("Acquire after Release: %v", err)
+			}
+			if err := again.Release(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

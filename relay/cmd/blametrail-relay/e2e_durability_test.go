@@ -285,6 +285,33 @@ func TestSecondRelayOnSameDataDirExits(t *testing.T) {
 	checkAlive(t, a)
 }
 
+// TestSecondRelayAfterLockFileRemoved: deleting LOCK while a relay runs (a "stale lock
+// file" cleanup) does not let a second relay onto its data dir: the two would append to one
+// log, and the next start would cut what one of them acknowledged as a torn tail.
+func TestSecondRelayAfterLockFileRemoved(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rc := relaytest.NewReceiver(t, nil)
+	a := relaytest.Start(t, relaytest.Options{DataDir: dir})
+	ep := createEndpoint(t, a, apiclient.EndpointCreate{URL: rc.URL})
+	if err := os.Remove(filepath.Join(dir, "LOCK")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := relaytest.RunToExit(t, relaytest.Options{DataDir: dir}, 5*time.Second)
+	if !b.Exited() || b.Code == 0 {
+		t.Errorf("a second relay on %s, whose LOCK was deleted while relay A runs, %s; want it to exit by itself within 5s with a non-zero status\n%s", dir, describeExit(b), b.Output)
+	} else if !strings.Contains(b.Output, dir) || !strings.Contains(b.Output, "in use by another process") {
+		t.Errorf("the second relay's error should say that %s is in use by another process:\n%s", dir, b.Output)
+	}
+
+	if res := ingest(t, a, api.TypeIncidentOpened, map[string]any{"after": "LOCK removed"}); res.Deliveries != 1 {
+		t.Errorf("ingest on relay A after the second relay = %+v, want 1 delivery", res)
+	}
+	waitFinished(t, a, ep.ID, 1)
+	checkAlive(t, a)
+}
+
 // TestMaxBodySizeCappedToWAL: a body that could not fit one WAL record (16 MiB, with the
 // envelope) is refused at start, not at the first large event.
 func TestMaxBodySizeCappedToWAL(t *testing.T) {
