@@ -67,6 +67,10 @@ const (
 
 func (e *CorruptError) Error() string {
 	msg := fmt.Sprintf("wal: corrupt log: %s in file %q at offset %d", e.Reason, e.File, e.Offset)
+	if e.Repair == repairTruncate {
+		// The reason names where the damage is; Offset is where a repair would cut.
+		msg = fmt.Sprintf("wal: corrupt log: %s in file %q; the last good record ends at offset %d", e.Reason, e.File, e.Offset)
+	}
 	if e.Repair != "" {
 		msg += " (start with --wal-repair to " + e.Repair + ")"
 	}
