@@ -28,16 +28,7 @@ func TestAcquire(t *testing.T) {
 	if le.PID != os.Getpid() || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("error %q (pid %d) does not name %s and pid %d", err, le.PID, dir, os.Getpid())
 	}
-	if err := first.Release(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Acquire(dir)
-	if err != nil {
-		t.Fatalf("Acquire after Release: %v", err)
-	}
-	if err := again.Release(); err != nil {
-		t.Fatal(err)
-	}
+	releaseAndRetake(t, first, dir)
 
 	stale := t.TempDir()
 	if err := os.WriteFile(filepath.Join(stale, FileName), []byte("999999\n"), 0o600); err != nil {
@@ -93,16 +84,22 @@ func TestAcquireAfterLockFileReplaced(t *testing.T) {
 				}
 				t.Fatalf("Acquire while the holder runs, its LOCK %s: %v, want a *LockedError naming %s", tc.name, err, dir)
 			}
-			if err := first.Release(); err != nil {
-				t.Fatal(err)
-			}
-			again, err := Acquire(dir)
-			if err != nil {
-				t.Fatalf("Acquire after Release: %v", err)
-			}
-			if err := again.Release(); err != nil {
-				t.Fatal(err)
-			}
+			releaseAndRetake(t, first, dir)
 		})
+	}
+}
+
+// releaseAndRetake releases held and checks that dir can then be taken (and releases it).
+func releaseAndRetake(t *testing.T, held *Lock, dir string) {
+	t.Helper()
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Acquire(dir)
+	if err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
+	if err := again.Release(); err != nil {
+		t.Fatal(err)
 	}
 }
